@@ -1,0 +1,34 @@
+"""Fill the model store with the published weights (needs internet; copy the store to offline machines)."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from m3l import models
+from m3l.errors import UserError
+from m3l.model_store import ModelStore
+
+MODALITIES = ("text", "image", "audio", "video")
+
+
+def main(argv: list[str] | None = None, modalities: tuple[str, ...] = MODALITIES) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--modality", choices=(*modalities, "all"), default="all")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
+    args = parser.parse_args(argv)
+    wanted = modalities if args.modality == "all" else (args.modality,)
+    store = ModelStore(args.models_dir)
+    fill = f"python src/download_models.py --modality {args.modality} --models-dir {args.models_dir}"
+    try:
+        for info in models.MODELS.values():
+            if info.modality in wanted:
+                for path in store.require(info.files, fill):
+                    print(f"{info.name}: {path}")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Plot embeddings with minilm, mpnet and clip-text (see README: Text)."""
+
+import sys
+
+from m3l.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("text", description=__doc__))

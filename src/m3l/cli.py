@@ -1,0 +1,159 @@
+"""The command-line contract shared by every extract script."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from m3l import models
+from m3l.catalog import Catalogue, read_ids
+from m3l.errors import UserError
+from m3l.feature_store import FeatureStore, consolidate
+from m3l.model_store import ModelStore
+from m3l.modalities import MODALITIES, Modality
+from m3l.models.base import Encoder
+
+
+def build_parser(modality: Modality, default_models: list[str], description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(modality.input_flag, dest="input", type=Path, default=modality.default_input,
+                        help=f"{modality.input_help} (default: {modality.default_input})")
+    parser.add_argument("--output", type=Path, default=Path("features"), help="output root (default: features)")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
+    parser.add_argument("--models", default=",".join(default_models),
+                        help=f"comma-separated models (default: {','.join(default_models)})")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"),
+                        help="auto follows the published recipe (default: auto)")
+    parser.add_argument("--batch-size", type=_positive, default=modality.batch_size,
+                        help=f"items (video: clips) per forward pass (default: {modality.batch_size})")
+    parser.add_argument("--workers", type=_non_negative, default=modality.workers,
+                        help=f"decoding worker processes, 0 decodes inline (default: {modality.workers})")
+    parser.add_argument("--limit", type=_positive, help="process only the first N catalogue items")
+    parser.add_argument("--ids", type=Path, help="process only the ids listed in this file, one a line")
+    parser.add_argument("--no-consolidate", action="store_true", help="skip the Parquet/HDF5 consolidation")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available on this machine")
+    return name
+
+
+def prepare_output(output: Path) -> Path:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=output).close()
+    except OSError as error:
+        raise UserError(f"output folder {output} is not writable: {error.strerror or error}") from None
+    return output
+
+
+def load_catalogue(modality: Modality, args: argparse.Namespace) -> Catalogue:
+    catalogue = modality.read_catalogue(args.input)
+    if args.ids:
+        catalogue = catalogue.only(read_ids(args.ids))
+    catalogue = catalogue.limit(args.limit)
+    if modality.longest_first:
+        catalogue.items.sort(key=lambda item: len(item.source), reverse=True)
+    return catalogue
+
+
+def create_encoders(modality: Modality, args: argparse.Namespace) -> list[Encoder]:
+    infos = models.resolve([name.strip() for name in args.models.split(",") if name.strip()], modality.name)
+    store = ModelStore(args.models_dir)
+    fill = f"python src/download_models.py --modality {modality.name} --models-dir {args.models_dir}"
+    device = resolve_device(args.device)
+    encoders = []
+    for info in infos:
+        paths = store.require(info.files, fill)
+        try:
+            cls = models.encoder_class(info)
+        except ImportError as error:
+            raise UserError(f"{info.name} needs {error.name or error}, which this venv lacks; "
+                            f"install {modality.name}_reqs.txt") from None
+        encoders.append(cls(info, paths, device, args.precision))
+    return encoders
+
+
+@contextmanager
+def progress_bars() -> Iterator[Callable[[str, int], Callable[[], None]]]:
+    """One tqdm bar per model; tqdm stays quiet when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    bars = []
+
+    def new_bar(name: str, total: int) -> Callable[[], None]:
+        bar = tqdm(total=total, desc=name, unit="item", position=len(bars), disable=None, dynamic_ncols=True)
+        bars.append(bar)
+        return lambda: bar.update(1)
+
+    try:
+        yield new_bar
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def extract(modality: Modality, args: argparse.Namespace) -> None:
+    from m3l.runner import run
+
+    catalogue = load_catalogue(modality, args)
+    output = prepare_output(args.output)
+    encoders = create_encoders(modality, args)
+    stores = {encoder.info.folder: FeatureStore(output, encoder.info) for encoder in encoders}
+    for store in stores.values():
+        for movie_id, reason in catalogue.rejected:
+            store.skip(movie_id, reason)
+        for movie_id, reason in catalogue.warnings:
+            store.log(movie_id, "warning", reason)
+    with progress_bars() as progress:
+        run(catalogue.items, modality.make_loader(encoders), encoders, stores, args.batch_size, args.workers, progress)
+    for store in stores.values():
+        if not args.no_consolidate:
+            consolidate(output, store.info)
+        print(f"{store.summary} (log: {store.log_path})")
+
+
+def main(modality: str, argv: list[str] | None = None, default_models: list[str] | None = None,
+         description: str | None = None) -> int:
+    """Entry point of an extract script; returns the process exit code."""
+    chosen = MODALITIES[modality]
+    names = default_models or [info.name for info in models.models_of(modality)]
+    args = build_parser(chosen, names, description or f"Extract {modality} features.").parse_args(argv)
+    try:
+        extract(chosen, args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

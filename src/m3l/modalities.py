@@ -1,0 +1,47 @@
+"""The four modalities: their input flag, catalogue reader, media loader and run defaults."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from m3l.catalog import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, Catalogue, Item, read_media, read_plots
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclass(frozen=True)
+class Modality:
+    name: str
+    input_flag: str
+    input_help: str
+    default_input: Path
+    read_catalogue: Callable[[Path], Catalogue]
+    loader: str  # "module": its loader_for(encoders) returns the item → media function
+    batch_size: int
+    workers: int
+    longest_first: bool = False  # order items by input length, so batches pad little
+
+    def make_loader(self, encoders: list) -> Callable[[Item], Any]:
+        return importlib.import_module(self.loader).loader_for(encoders)
+
+
+MODALITIES = {
+    m.name: m
+    for m in (
+        Modality("text", "--plots", "TSV with a header row: movie_id<TAB>plot", DATA / "plots.tsv",
+                 read_plots, "m3l.media.text", batch_size=32, workers=0, longest_first=True),
+        Modality("image", "--posters", "folder of <id>.<ext> posters, or a TSV mapping movie_id to an image path",
+                 DATA / "poster", lambda path: read_media(path, IMAGE_EXTENSIONS), "m3l.media.image",
+                 batch_size=32, workers=2),
+        Modality("audio", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
+                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS), "m3l.media.audio",
+                 batch_size=8, workers=2),
+        Modality("video", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
+                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS), "m3l.media.video",
+                 batch_size=8, workers=2),
+    )
+}

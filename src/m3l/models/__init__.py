@@ -1,0 +1,103 @@
+"""The twelve models: what each one is called, where it lives, and which class runs it.
+
+This table is light on purpose (no torch, no model library imported): the CLI,
+consolidation and the audit read it in any venv. The implementation named by
+`encoder` is imported only when a run needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from m3l.errors import UserError
+from m3l.model_store import StoreEntry
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str  # what --models takes
+    folder: str  # output folder of the per-movie JSON files
+    modality: str
+    dim: int
+    files: tuple[StoreEntry, ...]
+    encoder: str  # "module:Class" implementing m3l.models.base.Encoder
+    decimals: int | None = None  # rounding of the JSON values (audio: 6)
+
+    @property
+    def consolidated_name(self) -> str:
+        return f"{self.modality}_embeddings_{self.name}"
+
+
+def _hf(repo_id: str) -> tuple[StoreEntry, ...]:
+    return (StoreEntry(repo_id, repo_id=repo_id),)
+
+
+def _url(path: str, url: str) -> StoreEntry:
+    return StoreEntry(path, url=url)
+
+
+_CLIP = _hf("sentence-transformers/clip-ViT-B-32")
+_TEXT = "m3l.models.text:SentenceTransformerEncoder"
+_VGGISH = "https://github.com/harritaylor/torchvggish/releases/download/v0.1"
+_PYTORCHVIDEO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+_IG65M = "https://github.com/moabitcoin/ig65m-pytorch/releases/download/v1.0.0"
+
+MODELS: dict[str, ModelInfo] = {
+    info.name: info
+    for info in (
+        ModelInfo("minilm", "minilm", "text", 384, _hf("sentence-transformers/all-MiniLM-L6-v2"), _TEXT),
+        ModelInfo("mpnet", "mpnet", "text", 768, _hf("sentence-transformers/all-mpnet-base-v2"), _TEXT),
+        ModelInfo("clip-text", "clip-text", "text", 512, _CLIP, _TEXT),
+        ModelInfo("clip-image", "clip-image", "image", 512, _CLIP, "m3l.models.image:ClipImageEncoder"),
+        ModelInfo("vgg", "vgg", "image", 4096,
+                  (_url("torchvision/vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),),
+                  "m3l.models.image:VGGEncoder"),
+        ModelInfo("vit", "vit", "image", 768, _hf("google/vit-base-patch16-224-in21k"),
+                  "m3l.models.image:ViTEncoder"),
+        ModelInfo("whisper", "audio_whisper", "audio", 512, _hf("openai/whisper-base"),
+                  "m3l.models.audio:WhisperEncoder", decimals=6),
+        ModelInfo("ast", "audio_ast", "audio", 768, _hf("MIT/ast-finetuned-audioset-10-10-0.4593"),
+                  "m3l.models.audio:ASTEncoder", decimals=6),
+        ModelInfo("vggish", "audio_vggish", "audio", 128,
+                  (_url("torchvggish/vggish-10086976.pth", f"{_VGGISH}/vggish-10086976.pth"),
+                   _url("torchvggish/vggish_pca_params-970ea276.pth", f"{_VGGISH}/vggish_pca_params-970ea276.pth")),
+                  "m3l.models.vggish:VGGishEncoder", decimals=6),
+        ModelInfo("slowfast", "slowfast", "video", 2304,
+                  (_url("pytorchvideo/SLOWFAST_8x8_R50.pyth", f"{_PYTORCHVIDEO}/SLOWFAST_8x8_R50.pyth"),),
+                  "m3l.models.video:SlowFastEncoder"),
+        ModelInfo("mvit", "mvit", "video", 768,
+                  (_url("pytorchvideo/MVIT_B_32x3_f294077834.pyth", f"{_PYTORCHVIDEO}/MVIT_B_32x3_f294077834.pyth"),),
+                  "m3l.models.video:MViTEncoder"),
+        ModelInfo("r2p1d", "r2p1d", "video", 512,
+                  (_url("ig65m/r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth",
+                        f"{_IG65M}/r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth"),),
+                  "m3l.models.video:R2Plus1DEncoder"),
+    )
+}
+
+
+def models_of(modality: str) -> list[ModelInfo]:
+    return [info for info in MODELS.values() if info.modality == modality]
+
+
+def resolve(names: list[str] | None, modality: str) -> list[ModelInfo]:
+    """The models a run asked for, by name or output folder; all of the modality's by default."""
+    available = models_of(modality)
+    if not names:
+        return available
+    by_key = {key: info for info in available for key in (info.name, info.folder)}
+    unknown = [name for name in names if name not in by_key]
+    if unknown:
+        raise UserError(f"unknown {modality} model {', '.join(map(repr, unknown))}; "
+                        f"choose from {', '.join(info.name for info in available)}")
+    return list(dict.fromkeys(by_key[name] for name in names))
+
+
+def by_folder(folder: str) -> ModelInfo | None:
+    return next((info for info in MODELS.values() if info.folder == folder), None)
+
+
+def encoder_class(info: ModelInfo) -> type:
+    module, _, cls = info.encoder.partition(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,39 @@
+"""The contract every model implements: CPU preprocessing and a batched forward pass."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from m3l.models import ModelInfo
+
+
+class Encoder(ABC):
+    """One pretrained model.
+
+    The runner constructs an encoder, hands `preprocess` to loader workers (so it
+    must not touch the weights), then calls `load` once and `embed` per batch.
+    An item's vector is the mean of the vectors of the samples `preprocess` made
+    from it (one sample per item except for video clips).
+    """
+
+    def __init__(self, info: ModelInfo, paths: list[Path], device: str = "cpu", precision: str = "auto") -> None:
+        self.info = info
+        self.paths = paths
+        self.device = device
+        self.precision = precision
+
+    def preprocess(self, media: Any) -> list[Any]:
+        """Decoded media of one item → its samples. Runs in loader workers."""
+        return [media]
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the weights onto `self.device`."""
+
+    @abstractmethod
+    def embed(self, samples: list[Any]) -> np.ndarray:
+        """A batch of samples → float32 array of shape (len(samples), info.dim)."""

@@ -1,0 +1,175 @@
+"""The local engine: pending items → loader workers → batches → encoders → feature store.
+
+The runner knows nothing about modalities. A loader turns an item into decoded
+media (in worker processes, overlapped with inference); each encoder turns the
+media into samples, batches samples across items, and the mean of an item's sample
+vectors is written once all of them are in. One bad item never fails its batch:
+a failing batch is retried one sample at a time and only the culprit is logged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from m3l.catalog import Item
+from m3l.errors import UserError
+from m3l.feature_store import FeatureStore
+from m3l.models.base import Encoder
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason for a log: the message of expected errors, the type of the others."""
+    message = " ".join(str(error).split())
+    if isinstance(error, (OSError, ValueError)) and message:
+        return message
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+Prepared = dict[str, "list[Any] | Failure"]  # encoder folder → samples, or why there are none
+
+
+class PreparedItems:
+    """Item index → (id, samples per encoder). Runs in loader workers; never raises."""
+
+    def __init__(self, items: list[Item], loader: Callable[[Item], Any], wanted: list[list[Encoder]]) -> None:
+        self.items, self.loader, self.wanted = items, loader, wanted
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str, Prepared]:
+        item, encoders = self.items[index], self.wanted[index]
+        try:
+            media = self.loader(item)
+        except Exception as error:  # noqa: BLE001 - any decoding error is this item's failure
+            return item.id, {encoder.info.folder: Failure(describe(error)) for encoder in encoders}
+        prepared: Prepared = {}
+        for encoder in encoders:
+            try:
+                prepared[encoder.info.folder] = encoder.preprocess(media) or Failure("no usable input")
+            except Exception as error:  # noqa: BLE001
+                prepared[encoder.info.folder] = Failure(describe(error))
+        return item.id, prepared
+
+
+def _identity(batch: Any) -> Any:
+    return batch
+
+
+def prepared_stream(dataset: PreparedItems, workers: int) -> Iterator[tuple[str, Prepared]]:
+    """Prepared items in order, decoded by `workers` processes ahead of the consumer.
+
+    The workers start here, before any weights are loaded, so they never hold a copy.
+    """
+    if workers <= 0 or len(dataset) == 0:
+        return map(dataset.__getitem__, range(len(dataset)))
+    from torch.utils.data import DataLoader
+
+    return iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=min(workers, len(dataset)),
+                           collate_fn=_identity, prefetch_factor=4))
+
+
+@dataclass
+class _Batcher:
+    """Collects one encoder's samples into batches and items' sample vectors into means."""
+
+    encoder: Encoder
+    store: FeatureStore
+    batch_size: int
+    on_item: Callable[[], None]
+    queue: list[tuple[str, Any]] = field(default_factory=list)
+    expected: dict[str, int] = field(default_factory=dict)
+    vectors: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def add(self, movie_id: str, samples: list[Any]) -> None:
+        self.expected[movie_id] = len(samples)
+        self.vectors[movie_id] = []
+        self.queue.extend((movie_id, sample) for sample in samples)
+        while len(self.queue) >= self.batch_size:
+            self.flush(self.batch_size)
+
+    def fail(self, movie_id: str, reason: str) -> None:
+        self.store.fail(movie_id, reason)
+        self.on_item()
+
+    def flush(self, count: int | None = None) -> None:
+        batch, self.queue = self.queue[:count], self.queue[len(self.queue) if count is None else count:]
+        if not batch:
+            return
+        try:
+            outputs = list(self._embed([sample for _, sample in batch]))
+        except Exception:  # noqa: BLE001 - find the culprit one sample at a time
+            outputs = []
+            for _, sample in batch:
+                try:
+                    outputs.append(self._embed([sample])[0])
+                except Exception as error:  # noqa: BLE001
+                    outputs.append(Failure(describe(error)))
+        for (movie_id, _), output in zip(batch, outputs):
+            self._collect(movie_id, output)
+
+    def _embed(self, samples: list[Any]) -> np.ndarray:
+        vectors = np.asarray(self.encoder.embed(samples), dtype=np.float32)
+        if vectors.shape != (len(samples), self.encoder.info.dim):
+            raise ValueError(f"model returned shape {vectors.shape}, expected ({len(samples)}, {self.encoder.info.dim})")
+        return vectors
+
+    def _collect(self, movie_id: str, output: np.ndarray | Failure) -> None:
+        if movie_id not in self.vectors:  # an earlier sample of this item already failed it
+            return
+        if isinstance(output, Failure):
+            del self.vectors[movie_id]
+            self.fail(movie_id, output.reason)
+            return
+        self.vectors[movie_id].append(output)
+        if len(self.vectors[movie_id]) == self.expected[movie_id]:
+            vector = np.mean(self.vectors.pop(movie_id), axis=0)
+            try:
+                self.store.write(movie_id, vector)
+            except ValueError as error:
+                self.store.fail(movie_id, describe(error))
+            self.on_item()
+
+
+def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
+        stores: dict[str, FeatureStore], batch_size: int, workers: int,
+        progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
+    """Compute every pending (item, encoder) pair and write it to that encoder's store."""
+    started = time.perf_counter()
+    pending = {e.info.folder: set(stores[e.info.folder].pending([item.id for item in items])) for e in encoders}
+    todo = [item for item in items if any(item.id in ids for ids in pending.values())]
+    wanted = [[e for e in encoders if item.id in pending[e.info.folder]] for item in todo]
+    stream = prepared_stream(PreparedItems(todo, loader, wanted), workers)
+
+    batchers = {}
+    for encoder in encoders:
+        folder = encoder.info.folder
+        tick = progress(folder, len(pending[folder])) if progress else (lambda: None)
+        batchers[folder] = _Batcher(encoder, stores[folder], batch_size, tick)
+    for encoder in encoders:
+        if pending[encoder.info.folder]:
+            try:
+                encoder.load()
+            except Exception as error:  # noqa: BLE001 - a broken store is the user's to fix
+                raise UserError(f"could not load {encoder.info.name} from {encoder.paths[0]}: {describe(error)}")
+
+    for movie_id, prepared in stream:
+        for folder, samples in prepared.items():
+            if isinstance(samples, Failure):
+                batchers[folder].fail(movie_id, samples.reason)
+            else:
+                batchers[folder].add(movie_id, samples)
+    for batcher in batchers.values():
+        batcher.flush()
+    for store in stores.values():
+        store.summary.seconds = time.perf_counter() - started
