@@ -1,4 +1,4 @@
-"""Helpers shared by the test folders: paths, running the scripts, finding bundled sample media."""
+"""Helpers shared by the test folders (import as tests.testlib): paths, running the scripts, finding bundled sample media."""
 
 from __future__ import annotations
 

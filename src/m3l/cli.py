@@ -135,7 +135,7 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
         for movie_id, reason in catalogue.warnings:
             store.log(movie_id, "warning", reason)
     with progress_bars() as progress:
-        run(catalogue.items, modality.make_loader(encoders), encoders, stores, args.batch_size, args.workers, progress)
+        run(catalogue.items, modality.make_loader(encoders, args), encoders, stores, args.batch_size, args.workers, progress)
     for store in stores.values():
         if not args.no_consolidate:
             consolidate(output, store.info)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +21,13 @@ class Modality:
     input_help: str
     default_input: Path
     read_catalogue: Callable[[Path], Catalogue]
-    loader: str  # "module": its loader_for(encoders) returns the item → media function
+    loader: str  # "module": its loader_for(encoders, args) returns the picklable item → media function
     batch_size: int
     workers: int
     longest_first: bool = False  # order items by input length, so batches pad little
 
-    def make_loader(self, encoders: list) -> Callable[[Item], Any]:
-        return importlib.import_module(self.loader).loader_for(encoders)
+    def make_loader(self, encoders: list, args: argparse.Namespace) -> Callable[[Item], Any]:
+        return importlib.import_module(self.loader).loader_for(encoders, args)
 
 
 MODALITIES = {

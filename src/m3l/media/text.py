@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 
 from m3l.catalog import Item
@@ -11,5 +12,5 @@ def plot_text(item: Item) -> str:
     return item.source
 
 
-def loader_for(encoders: list) -> Callable[[Item], str]:
+def loader_for(encoders: list, args: argparse.Namespace) -> Callable[[Item], str]:
     return plot_text
