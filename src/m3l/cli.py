@@ -38,6 +38,7 @@ def build_parser(modality: Modality, default_models: list[str], description: str
     parser.add_argument("--limit", type=_positive, help="process only the first N catalogue items")
     parser.add_argument("--ids", type=Path, help="process only the ids listed in this file, one a line")
     parser.add_argument("--no-consolidate", action="store_true", help="skip the Parquet/HDF5 consolidation")
+    modality.add_arguments(parser)
     return parser
 
 

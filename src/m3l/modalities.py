@@ -14,6 +14,10 @@ from m3l.catalog import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, Catalogue, Item, rea
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
+def no_extra_arguments(parser: argparse.ArgumentParser) -> None:
+    """Modalities whose loader needs options of its own replace this in their table row."""
+
+
 @dataclass(frozen=True)
 class Modality:
     name: str
@@ -25,6 +29,7 @@ class Modality:
     batch_size: int
     workers: int
     longest_first: bool = False  # order items by input length, so batches pad little
+    add_arguments: Callable[[argparse.ArgumentParser], None] = no_extra_arguments
 
     def make_loader(self, encoders: list, args: argparse.Namespace) -> Callable[[Item], Any]:
         return importlib.import_module(self.loader).loader_for(encoders, args)
