@@ -39,7 +39,10 @@ Prepared = dict[str, "list[Any] | Failure"]  # encoder folder → samples, or wh
 
 
 class PreparedItems:
-    """Item index → (id, samples per encoder). Runs in loader workers; never raises."""
+    """Item index → (id, samples per encoder, warnings). Runs in loader workers; never raises.
+
+    Media may carry a `warnings` tuple: caveats logged for the item, which is still used.
+    """
 
     def __init__(self, items: list[Item], loader: Callable[[Item], Any], wanted: list[list[Encoder]]) -> None:
         self.items, self.loader, self.wanted = items, loader, wanted
@@ -47,26 +50,26 @@ class PreparedItems:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[str, Prepared]:
+    def __getitem__(self, index: int) -> tuple[str, Prepared, tuple[str, ...]]:
         item, encoders = self.items[index], self.wanted[index]
         try:
             media = self.loader(item)
         except Exception as error:  # noqa: BLE001 - any decoding error is this item's failure
-            return item.id, {encoder.info.folder: Failure(describe(error)) for encoder in encoders}
+            return item.id, {encoder.info.folder: Failure(describe(error)) for encoder in encoders}, ()
         prepared: Prepared = {}
         for encoder in encoders:
             try:
                 prepared[encoder.info.folder] = encoder.preprocess(media) or Failure("no usable input")
             except Exception as error:  # noqa: BLE001
                 prepared[encoder.info.folder] = Failure(describe(error))
-        return item.id, prepared
+        return item.id, prepared, tuple(getattr(media, "warnings", ()))
 
 
 def _identity(batch: Any) -> Any:
     return batch
 
 
-def prepared_stream(dataset: PreparedItems, workers: int) -> Iterator[tuple[str, Prepared]]:
+def prepared_stream(dataset: PreparedItems, workers: int) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
     """Prepared items in order, decoded by `workers` processes ahead of the consumer.
 
     The workers start here, before any weights are loaded, so they never hold a copy.
@@ -163,8 +166,10 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
             except Exception as error:  # noqa: BLE001 - a broken store is the user's to fix
                 raise UserError(f"could not load {encoder.info.name} from {encoder.paths[0]}: {describe(error)}")
 
-    for movie_id, prepared in stream:
+    for movie_id, prepared, warnings in stream:
         for folder, samples in prepared.items():
+            for warning in warnings:
+                stores[folder].log(movie_id, "warning", warning)
             if isinstance(samples, Failure):
                 batchers[folder].fail(movie_id, samples.reason)
             else:
