@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from m3l import models
-from m3l.feature_store import consolidate
+from m3l.feature_store import consolidate, model_lock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no model folder under {args.output}", file=sys.stderr)
         return 2
     for info in found:
-        parquet, h5 = consolidate(args.output, info)
+        with model_lock(args.output, info):  # waits for a run writing this model to finish
+            parquet, h5 = consolidate(args.output, info)
         print(f"{info.folder}: {parquet.name}, {h5.name}")
     return 0
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -14,7 +15,7 @@ from typing import Iterator
 from m3l import models
 from m3l.catalog import Catalogue, read_ids
 from m3l.errors import UserError
-from m3l.feature_store import FeatureStore, consolidate
+from m3l.feature_store import FeatureStore, consolidate, model_locks
 from m3l.model_store import ModelStore
 from m3l.modalities import MODALITIES, Modality
 from m3l.models.base import Encoder
@@ -129,18 +130,38 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
     catalogue = load_catalogue(modality, args)
     output = prepare_output(args.output)
     encoders = create_encoders(modality, args)
-    stores = {encoder.info.folder: FeatureStore(output, encoder.info) for encoder in encoders}
-    for store in stores.values():
-        for movie_id, reason in catalogue.rejected:
-            store.skip(movie_id, reason)
-        for movie_id, reason in catalogue.warnings:
-            store.log(movie_id, "warning", reason)
-    with progress_bars() as progress:
-        run(catalogue.items, modality.make_loader(encoders, args), encoders, stores, args.batch_size, args.workers, progress)
-    for store in stores.values():
+    with model_locks(output, [encoder.info for encoder in encoders]):
+        stores = {encoder.info.folder: FeatureStore(output, encoder.info) for encoder in encoders}
+        with printed_summaries(stores.values()):
+            for store in stores.values():
+                for movie_id, reason in catalogue.rejected:
+                    store.skip(movie_id, reason)
+                for movie_id, reason in catalogue.warnings:
+                    store.log(movie_id, "warning", reason)
+            with progress_bars() as progress:
+                run(catalogue.items, modality.make_loader(encoders, args), encoders, stores, args.batch_size,
+                    args.workers, progress)
         if not args.no_consolidate:
-            consolidate(output, store.info)
-        print(f"{store.summary} (log: {store.log_path})")
+            for store in stores.values():
+                consolidate(output, store.info)
+
+
+@contextmanager
+def printed_summaries(stores: Iterable[FeatureStore]) -> Iterator[None]:
+    """Print each model's summary when the run ends, however it ends (finished, Ctrl-C, disk full)."""
+    try:
+        yield
+    finally:
+        for store in stores:
+            print(f"{store.finish()} (log: {store.log_path})", flush=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a job scheduler sends before killing: stop as cleanly as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def main(modality: str, argv: list[str] | None = None, default_models: list[str] | None = None,
@@ -149,12 +170,16 @@ def main(modality: str, argv: list[str] | None = None, default_models: list[str]
     chosen = MODALITIES[modality]
     names = default_models or [info.name for info in models.models_of(modality)]
     args = build_parser(chosen, names, description or f"Extract {modality} features.").parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         extract(chosen, args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print("interrupted: every file written so far is complete; run the same command again to resume",
+              file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

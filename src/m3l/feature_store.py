@@ -1,39 +1,69 @@
 """Where vectors go: one JSON file per movie and model, a log per model, consolidated tables.
 
 Every file under its final name is complete: JSON and consolidated files are
-written to a temporary name in the same folder and renamed into place.
+written to a temporary name in the same folder and renamed into place. A failed
+write (disk full, read-only folder) removes its temporary file and raises
+`OutputError`, which stops the run. One run at a time writes a model's files
+under an output root: `model_locks` holds a per-model lock for the whole run
+(see docs/guarantees.md).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
+import socket
+import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from m3l.catalog import id_problem, printable
+from m3l.errors import UserError
 from m3l.models import ModelInfo
+
+TEMP_SUFFIX = ".tmp"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+class OutputError(UserError):
+    """Writing under the output folder failed: the run cannot go on (disk full, read-only, gone)."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(f"cannot write {path}: {error.strerror or error}; the run stopped "
+                         "(files already written are intact; run again to resume)")
 
 
 @contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`, renamed onto it when the block succeeds, removed otherwise.
 
-    Readers therefore see the old file or the whole new one, never a partial one.
+    Readers therefore see the old file or the whole new one, never a partial one; an
+    OSError on the way (ENOSPC, EROFS, ...) becomes an `OutputError`.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as error:
+        raise OutputError(path, error) from None
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; others sharing the folder must read the files
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        with suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OutputError(path, error) from None
         raise
 
 
@@ -59,8 +89,10 @@ def parse_vector(raw: bytes, movie_id: str, dim: int) -> list[float] | None:
 
 
 def log_line(model: str, movie_id: str, status: str, reason: str) -> str:
+    """`<timestamp> <model> <id> <status> <reason>`: one line, the first four fields free of spaces."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{stamp} {model} {movie_id} {status} {' '.join(reason.split())}\n"
+    shown_id = printable(movie_id).replace(" ", "\\x20") or '""'
+    return f"{stamp} {model} {shown_id} {status} {' '.join(reason.split())}\n"
 
 
 @dataclass
@@ -84,17 +116,32 @@ class FeatureStore:
         self.info = info
         self.output = Path(output)
         self.folder = self.output / info.folder
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.log_path = self.output / f"log_{info.folder}.txt"
-        self.log_path.touch()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.log_path.touch()
+        except OSError as error:
+            raise OutputError(Path(error.filename or self.folder), error) from None
         self.summary = Summary(info.folder)
+        self.started = time.perf_counter()
 
     def path(self, movie_id: str) -> Path:
+        problem = id_problem(movie_id)
+        if problem:  # catalogue readers reject these first; a path is never built from one
+            raise ValueError(f"{problem}: {printable(movie_id)}")
         return self.folder / f"{movie_id}.json"
 
     def log(self, movie_id: str, status: str, reason: str) -> None:
-        with open(self.log_path, "a", encoding="utf-8") as handle:
-            handle.write(log_line(self.info.folder, movie_id, status, reason))
+        try:
+            with open(self.log_path, "a", encoding="utf-8") as handle:
+                handle.write(log_line(self.info.folder, movie_id, status, reason))
+        except OSError as error:
+            raise OutputError(self.log_path, error) from None
+
+    def finish(self) -> Summary:
+        """The run's summary, its time measured from the store's creation."""
+        self.summary.seconds = time.perf_counter() - self.started
+        return self.summary
 
     def skip(self, movie_id: str, reason: str) -> None:
         self.summary.skipped += 1
@@ -135,6 +182,60 @@ class FeatureStore:
             values = [round(x, self.info.decimals) for x in values]
         atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
         self.summary.done += 1
+
+
+def _lock_holder(handle) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "unknown process"
+
+
+@contextmanager
+def model_lock(output: Path, info: ModelInfo) -> Iterator[None]:
+    """Hold `<output>/.<folder>.lock` (flock): the one run writing this model's files.
+
+    A second run waits for the first to finish, then finds its ids done, so no id
+    is computed twice. The kernel drops the lock when its holder dies, even by
+    SIGKILL; the temporary files such a death left behind are removed here.
+    """
+    path = Path(output) / f".{info.folder}.lock"
+    try:
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as error:
+        raise OutputError(path, error) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{info.folder}: another run ({_lock_holder(handle)}) is writing this model under {output}; "
+                  "waiting for it to finish", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        remove_temporaries(output, info)
+        yield
+
+
+@contextmanager
+def model_locks(output: Path, infos: Iterable[ModelInfo]) -> Iterator[None]:
+    """`model_lock` of several models, taken in folder order so that two runs never deadlock."""
+    with ExitStack() as stack:
+        for info in sorted(infos, key=lambda info: info.folder):
+            stack.enter_context(model_lock(output, info))
+        yield
+
+
+def temporaries(output: Path, info: ModelInfo) -> list[Path]:
+    """Temporary files of this model's writes: left only by a run that was killed mid-write."""
+    output = Path(output)
+    return sorted([*(output / info.folder).glob(f".*{TEMP_SUFFIX}"),
+                   *output.glob(f".{info.consolidated_name}.*{TEMP_SUFFIX}")])
+
+
+def remove_temporaries(output: Path, info: ModelInfo) -> None:
+    """Only safe under the model's lock: no live run is writing them."""
+    for path in temporaries(output, info):
+        path.unlink(missing_ok=True)
 
 
 def read_folder(output: Path, info: ModelInfo) -> tuple[list[str], np.ndarray]:
