@@ -1,0 +1,253 @@
+"""Reading extracted features back: matrices for notebooks, model listings, log reasons.
+
+A model's vectors live in two forms under an output root: the per-movie JSON folder
+(`<output>/<folder>/<id>.json`, the source of truth) and the consolidated tables
+(`<output>/<modality>_embeddings_<name>.parquet` / `.h5`, rebuilt from that folder).
+`load_features` reads a consolidated table when it is *up to date*, i.e. when its
+modification time is no older than the JSON folder's and than every JSON file's in
+it. Every write to the folder is an atomic rename, which touches the folder, so an
+id added, rewritten or removed after the last consolidation makes the table stale,
+and the JSON folder is read instead. A table whose JSON folder is absent (only the
+tables were copied) is used as is.
+
+Every source gives the same answer: ids as strings, sorted like the consolidated
+tables (numerically when every id is an integer; integer ids are written without
+leading zeros), and an N x dim float32 matrix whose row i is the vector of ids[i].
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from m3l.errors import UserError
+from m3l.feature_store import read_folder
+from m3l.models import MODELS, ModelInfo
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SOURCES = ("auto", "parquet", "hdf5", "json")
+NO_LOG_ENTRY = "no log entry (never attempted?)"
+
+CatalogueIds = Collection[str] | Mapping[str, Collection[str]]  # ids, or modality → ids
+
+
+def model_info(model: str | ModelInfo) -> ModelInfo:
+    """The model named `model`, by name (`whisper`) or output folder (`audio_whisper`)."""
+    if isinstance(model, ModelInfo):
+        return model
+    for info in MODELS.values():
+        if model in (info.name, info.folder):
+            return info
+    raise UserError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+
+
+def canonical_id(movie_id: object) -> str:
+    """An id as every reader returns it: a string, integers written without leading zeros."""
+    text = str(movie_id)
+    return str(int(text)) if _is_integer(text) else text
+
+
+def _is_integer(movie_id: str) -> bool:
+    return movie_id.isascii() and movie_id.isdigit()
+
+
+def _id_order(ids: list[str]) -> tuple[list[str], list[int]]:
+    """Canonical ids and the permutation that sorts them like the consolidated tables."""
+    ids = [canonical_id(i) for i in ids]
+    numeric = bool(ids) and all(_is_integer(i) for i in ids)
+    order = sorted(range(len(ids)), key=(lambda k: int(ids[k])) if numeric else ids.__getitem__)
+    return ids, order
+
+
+def _sorted(ids: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
+    ids, order = _id_order(ids)
+    return [ids[k] for k in order], matrix[order]
+
+
+def consolidated_paths(output_dir: Path | str, model: str | ModelInfo) -> dict[str, Path]:
+    info = model_info(model)
+    stem = Path(output_dir) / info.consolidated_name
+    return {"parquet": stem.with_name(stem.name + ".parquet"), "hdf5": stem.with_name(stem.name + ".h5")}
+
+
+def _newest_json_change_ns(folder: Path) -> int | None:
+    """The latest modification among the folder and its JSON files; None when there is no folder."""
+    try:
+        with os.scandir(folder) as entries:
+            stamps = [entry.stat().st_mtime_ns for entry in entries if entry.name.endswith(".json")]
+        return max([folder.stat().st_mtime_ns, *stamps])
+    except FileNotFoundError:
+        return None
+
+
+def choose_source(output_dir: Path | str, model: str | ModelInfo) -> str:
+    """Where `load_features(..., source="auto")` reads: "parquet" or "hdf5" when up to date, else "json"."""
+    info = model_info(model)
+    newest_json = _newest_json_change_ns(Path(output_dir) / info.folder)
+    for source, path in consolidated_paths(output_dir, info).items():
+        if path.is_file() and (newest_json is None or path.stat().st_mtime_ns >= newest_json):
+            return source
+    if newest_json is None:
+        raise UserError(f"no features of {info.name} under {output_dir}: neither {info.folder}/ "
+                        f"nor {info.consolidated_name}.parquet/.h5")
+    return "json"
+
+
+def _read_parquet(path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["movie_id", "embedding"] if vectors else ["movie_id"])
+    ids = [str(i) for i in table.column("movie_id").to_pylist()]
+    if not vectors:
+        return ids, None
+    values = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return ids, values.astype(np.float32, copy=False).reshape(len(ids), dim)
+
+
+def _read_hdf5(path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        stored = handle["movie_ids"]
+        ids = [str(i) for i in (stored.asstr()[...] if h5py.check_string_dtype(stored.dtype) else stored[...])]
+        matrix = np.asarray(handle["embeddings"][...], dtype=np.float32).reshape(len(ids), dim) if vectors else None
+    return ids, matrix
+
+
+def _read(output_dir: Path | str, info: ModelInfo, source: str, vectors: bool) -> tuple[list[str], np.ndarray | None]:
+    """Unsorted ids (and vectors) of one source; "auto" picks the up-to-date one."""
+    if source not in SOURCES:
+        raise UserError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    if source == "auto":
+        source = choose_source(output_dir, info)
+    if source == "json":
+        if not (Path(output_dir) / info.folder).is_dir():
+            raise UserError(f"no JSON folder {Path(output_dir) / info.folder}")
+        return read_folder(Path(output_dir), info)
+    path = consolidated_paths(output_dir, info)[source]
+    if not path.is_file():
+        raise UserError(f"no consolidated file {path}")
+    return (_read_parquet if source == "parquet" else _read_hdf5)(path, info.dim, vectors)
+
+
+def load_features(output_dir: Path | str, model: str | ModelInfo,
+                  source: str = "auto") -> tuple[list[str], np.ndarray]:
+    """The ids and the N x dim float32 matrix of one model, row i being the vector of ids[i].
+
+    `source` is "auto" (the consolidated table when up to date, else the JSON folder),
+    or "parquet", "hdf5" or "json" to read that one form.
+    """
+    ids, matrix = _read(output_dir, model_info(model), source, vectors=True)
+    return _sorted(ids, matrix)
+
+
+def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:
+    """The ids of `load_features` without reading the vectors of a consolidated table."""
+    ids, order = _id_order(_read(output_dir, model_info(model), source, vectors=False)[0])
+    return [ids[k] for k in order]
+
+
+def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> pd.DataFrame:
+    """One model's features as a DataFrame: index `movie_id` (str), columns 0..dim-1 (float32)."""
+    import pandas as pd
+
+    ids, matrix = load_features(output_dir, model, source)
+    return pd.DataFrame(matrix, index=pd.Index(ids, name="movie_id"))
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    timestamp: str
+    model: str
+    movie_id: str
+    status: str  # skipped, failed, recompute, warning
+    reason: str
+
+
+# An invalid id is logged as printed (it may hold spaces), so the status word delimits it.
+_LOG_LINE = re.compile(r"(\S+) (\S+) (.+?) (skipped|failed|recompute|warning)(?: (.*))?")
+
+
+def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
+    """The lines of `log_<folder>.txt` (`<timestamp> <model> <id> <status> <reason>`); others are ignored."""
+    path = Path(output_dir) / f"log_{model_info(model).folder}.txt"
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [LogEntry(*match.groups(default="")) for match in map(_LOG_LINE.fullmatch, lines) if match]
+
+
+def missing_reasons(entries: list[LogEntry], missing: Iterable[str]) -> dict[str, list[str]]:
+    """Why each id has no vector (its last `failed`/`skipped` log reason), as reason → ids."""
+    reason_of = {}
+    for entry in entries:
+        if entry.status in ("failed", "skipped"):
+            reason_of[canonical_id(entry.movie_id)] = entry.reason or entry.status
+    grouped: dict[str, list[str]] = {}
+    for movie_id in missing:
+        grouped.setdefault(reason_of.get(movie_id, NO_LOG_ENTRY), []).append(movie_id)
+    return dict(sorted(grouped.items(), key=lambda item: -len(item[1])))
+
+
+def expected_ids(output_dir: Path | str, model: str | ModelInfo, ids: Iterable[str],
+                 catalogue: CatalogueIds | None = None) -> list[str]:
+    """The ids a model should have vectors for: the catalogue's (for its modality, when a mapping
+    is given), or by default every id the runs saw: those with a vector and those in its log."""
+    info = model_info(model)
+    if catalogue is None:
+        seen = [*ids, *(entry.movie_id for entry in read_log(output_dir, info))]
+    elif isinstance(catalogue, Mapping):
+        seen = list(catalogue.get(info.modality, ()))
+    else:
+        seen = list(catalogue)
+    return list(dict.fromkeys(map(canonical_id, seen)))
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    folder: str
+    modality: str
+    dim: int
+    count: int  # vectors found
+    expected: int  # ids it should cover (see expected_ids)
+    coverage: float  # share of the expected ids that have a vector
+    source: str  # where the vectors were read: parquet, hdf5 or json
+
+
+def found_models(output_dir: Path | str) -> list[ModelInfo]:
+    """The models with a JSON folder or a consolidated table under `output_dir`, in table order."""
+    output = Path(output_dir)
+    return [info for info in MODELS.values()
+            if (output / info.folder).is_dir() or any(p.is_file() for p in consolidated_paths(output, info).values())]
+
+
+def summarize(output_dir: Path | str, model: str | ModelInfo, ids: list[str],
+              catalogue: CatalogueIds | None = None, source: str = "json") -> ModelSummary:
+    info = model_info(model)
+    expected = expected_ids(output_dir, info, ids, catalogue)
+    covered = len(set(expected).intersection(ids))
+    return ModelSummary(info.name, info.folder, info.modality, info.dim, len(ids), len(expected),
+                        covered / len(expected) if expected else 0.0, source)
+
+
+def list_models(output_dir: Path | str, catalogue: CatalogueIds | None = None) -> list[ModelSummary]:
+    """Dimension, vector count and coverage of every model found under `output_dir`.
+
+    `catalogue` gives the ids to cover: a collection of ids for every model, or a mapping
+    modality → ids (e.g. {"text": plot ids, "image": poster ids}). Without it, coverage
+    is measured against the ids the runs saw (vectors plus ids in the model's log).
+    """
+    summaries = []
+    for info in found_models(output_dir):
+        source = choose_source(output_dir, info)
+        summaries.append(summarize(output_dir, info, load_ids(output_dir, info, source), catalogue, source))
+    return summaries
