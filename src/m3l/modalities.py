@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from m3l.catalog import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, Catalogue, Item, read_media, read_plots
+from m3l.media.image import add_arguments as image_arguments
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -42,7 +43,7 @@ MODALITIES = {
                  read_plots, "m3l.media.text", batch_size=32, workers=0, longest_first=True),
         Modality("image", "--posters", "folder of <id>.<ext> posters, or a TSV mapping movie_id to an image path",
                  DATA / "poster", lambda path: read_media(path, IMAGE_EXTENSIONS), "m3l.media.image",
-                 batch_size=32, workers=2),
+                 batch_size=32, workers=2, add_arguments=image_arguments),
         Modality("audio", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
                  DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS), "m3l.media.audio",
                  batch_size=8, workers=2),
