@@ -18,7 +18,6 @@ leading zeros), and an N x dim float32 matrix whose row i is the vector of ids[i
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,17 +171,13 @@ class LogEntry:
     reason: str
 
 
-# An invalid id is logged as printed (it may hold spaces), so the status word delimits it.
-_LOG_LINE = re.compile(r"(\S+) (\S+) (.+?) (skipped|failed|recompute|warning)(?: (.*))?")
-
-
 def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
     """The lines of `log_<folder>.txt` (`<timestamp> <model> <id> <status> <reason>`); others are ignored."""
     path = Path(output_dir) / f"log_{model_info(model).folder}.txt"
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return [LogEntry(*match.groups(default="")) for match in map(_LOG_LINE.fullmatch, lines) if match]
+    fields = (line.split(maxsplit=4) for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+    return [LogEntry(*parts, *[""] * (5 - len(parts))) for parts in fields if len(parts) >= 4]
 
 
 def missing_reasons(entries: list[LogEntry], missing: Iterable[str]) -> dict[str, list[str]]:
