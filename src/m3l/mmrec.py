@@ -1,0 +1,120 @@
+"""Export to MMRec: one `<modality>/<model>.npy` matrix per model, row i = the item of MMRec index i.
+
+The item map is MMRec's `i_id_mapping.csv`: tab-separated, a header row, the movie id in
+the first column and the item index in the second, whatever the columns are called.
+Indices must be exactly 0..n-1, each once, and each movie id may appear once; anything
+else cannot be aligned and stops the export before any file is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from m3l.errors import UserError
+from m3l.feature_store import atomic_output
+from m3l.features import canonical_id, found_models, load_features, load_ids, model_info
+from m3l.models import ModelInfo
+
+FILL_POLICIES = ("zeros", "mean")
+
+
+def read_item_map(path: Path) -> list[str]:
+    """The movie id of each MMRec item index: element i is the id of item i."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read item map {path}: {error}") from None
+    rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter="\t"), 1)
+            if any(cell.strip() for cell in row)]
+    if len(rows) < 2:
+        raise UserError(f"item map {path} has no rows under its header (expected movie_id<TAB>item_index)")
+    id_of: dict[int, str] = {}
+    line_of_id: dict[str, int] = {}
+    for number, row in rows[1:]:
+        movie_id, index = _parse_row(path, number, row)
+        if index in id_of:
+            raise UserError(f"item map {path} line {number}: item index {index} appears twice")
+        if movie_id in line_of_id:
+            raise UserError(f"item map {path} line {number}: movie id {movie_id} already mapped on line "
+                            f"{line_of_id[movie_id]}")
+        id_of[index], line_of_id[movie_id] = movie_id, number
+    gaps = sorted(set(range(len(id_of))) - id_of.keys())
+    if gaps:
+        raise UserError(f"item map {path}: item indices must be 0..{len(id_of) - 1} without gaps, "
+                        f"but {gaps[0]} is missing (largest index {max(id_of)})")
+    return [id_of[index] for index in range(len(id_of))]
+
+
+def _parse_row(path: Path, number: int, row: list[str]) -> tuple[str, int]:
+    cells = [cell.strip() for cell in row]
+    if len(cells) < 2 or not cells[0]:
+        raise UserError(f"item map {path} line {number}: expected movie_id<TAB>item_index, got {row!r}")
+    if not (cells[1].isascii() and cells[1].isdigit()):
+        raise UserError(f"item map {path} line {number}: item index {cells[1]!r} is not a non-negative integer")
+    return canonical_id(cells[0]), int(cells[1])
+
+
+def align(item_ids: list[str], ids: list[str], matrix: np.ndarray, fill: str = "zeros") -> tuple[np.ndarray, int]:
+    """Row i = the vector of item_ids[i]; items without one get zeros or the mean of the found rows.
+
+    Returns the aligned matrix and how many items had a vector.
+    """
+    if fill not in FILL_POLICIES:
+        raise UserError(f"unknown fill policy {fill!r}; choose from {', '.join(FILL_POLICIES)}")
+    row_of = {movie_id: row for row, movie_id in enumerate(ids)}
+    rows = np.array([row_of.get(movie_id, -1) for movie_id in item_ids], dtype=np.int64)
+    found = rows >= 0
+    aligned = np.zeros((len(item_ids), matrix.shape[1]), dtype=np.float32)
+    aligned[found] = matrix[rows[found]]
+    if fill == "mean" and found.any():
+        aligned[~found] = aligned[found].mean(axis=0)
+    return aligned, int(found.sum())
+
+
+@dataclass(frozen=True)
+class Exported:
+    info: ModelInfo
+    path: Path
+    items: int
+    found: int  # items with a vector
+    unused: int  # vectors of movies not in the item map
+
+    def __str__(self) -> str:
+        missing = self.items - self.found
+        return (f"{self.info.modality}/{self.info.name}: {self.found}/{self.items} items have a vector "
+                f"({100 * self.found / self.items:.1f}%), {missing} filled, {self.unused} vectors not in "
+                f"the item map -> {self.path}")
+
+
+def export(output: Path, item_map: Path, target: Path, models: list[str] | None = None,
+           fill: str = "zeros") -> list[Exported]:
+    """Write `<target>/<modality>/<model>.npy` for the chosen models (default: all found under `output`).
+
+    The ids of every model are checked against the item map before anything is written,
+    so a model sharing no id with it stops the export without leaving half of it behind.
+    """
+    item_ids = read_item_map(item_map)
+    infos = [model_info(name) for name in models] if models else found_models(output)
+    if not infos:
+        raise UserError(f"no features under {output}")
+    wanted = set(item_ids)
+    for info in infos:
+        ids = load_ids(output, info)
+        if wanted.isdisjoint(ids):
+            raise UserError(f"no movie id of {item_map} has a {info.name} vector (ids there look like "
+                            f"{item_ids[0]!r}, here like {ids[0] if ids else 'nothing'!r}): wrong item map?")
+    return [_export_one(output, info, item_ids, target / info.modality / f"{info.name}.npy", fill) for info in infos]
+
+
+def _export_one(output: Path, info: ModelInfo, item_ids: list[str], path: Path, fill: str) -> Exported:
+    ids, matrix = load_features(output, info)
+    aligned, found = align(item_ids, ids, matrix, fill)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, aligned)
+    return Exported(info, path, len(item_ids), found, unused=len(set(ids).difference(item_ids)))
