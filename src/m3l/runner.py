@@ -10,7 +10,7 @@ a failing batch is retried one sample at a time and only the culprit is logged.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,13 +36,29 @@ def describe(error: BaseException) -> str:
 
 
 Prepared = dict[str, "list[Any] | Failure"]  # encoder folder → samples, or why there are none
+Outcome = "np.ndarray | Failure"  # an item's vector for one model, or why it has none
 
 
-class PreparedItems:
-    """Item index → (id, samples per encoder, warnings). Runs in loader workers; never raises.
+def prepare(item: Item, loader: Callable[[Item], Any], encoders: list[Encoder]) -> tuple[Prepared, tuple[str, ...]]:
+    """One item's samples per encoder and its media's warnings. Runs in loader workers; never raises.
 
     Media may carry a `warnings` tuple: caveats logged for the item, which is still used.
     """
+    try:
+        media = loader(item)
+    except Exception as error:  # noqa: BLE001 - any decoding error is this item's failure
+        return {encoder.info.folder: Failure(describe(error)) for encoder in encoders}, ()
+    prepared: Prepared = {}
+    for encoder in encoders:
+        try:
+            prepared[encoder.info.folder] = encoder.preprocess(media) or Failure("no usable input")
+        except Exception as error:  # noqa: BLE001
+            prepared[encoder.info.folder] = Failure(describe(error))
+    return prepared, tuple(getattr(media, "warnings", ()))
+
+
+class PreparedItems:
+    """Item index → (id, samples per encoder, warnings), for the local engine's loader workers."""
 
     def __init__(self, items: list[Item], loader: Callable[[Item], Any], wanted: list[list[Encoder]]) -> None:
         self.items, self.loader, self.wanted = items, loader, wanted
@@ -51,18 +67,8 @@ class PreparedItems:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[str, Prepared, tuple[str, ...]]:
-        item, encoders = self.items[index], self.wanted[index]
-        try:
-            media = self.loader(item)
-        except Exception as error:  # noqa: BLE001 - any decoding error is this item's failure
-            return item.id, {encoder.info.folder: Failure(describe(error)) for encoder in encoders}, ()
-        prepared: Prepared = {}
-        for encoder in encoders:
-            try:
-                prepared[encoder.info.folder] = encoder.preprocess(media) or Failure("no usable input")
-            except Exception as error:  # noqa: BLE001
-                prepared[encoder.info.folder] = Failure(describe(error))
-        return item.id, prepared, tuple(getattr(media, "warnings", ()))
+        item = self.items[index]
+        return (item.id, *prepare(item, self.loader, self.wanted[index]))
 
 
 def _identity(batch: Any) -> Any:
@@ -84,12 +90,14 @@ def prepared_stream(dataset: PreparedItems, workers: int) -> Iterator[tuple[str,
 
 @dataclass
 class _Batcher:
-    """Collects one encoder's samples into batches and items' sample vectors into means."""
+    """Collects one encoder's samples into batches and items' sample vectors into means.
+
+    Each item's outcome goes to `emit(folder, movie_id, outcome)` once known.
+    """
 
     encoder: Encoder
-    store: FeatureStore
     batch_size: int
-    on_item: Callable[[], None]
+    emit: Callable[[str, str, Outcome], None]
     queue: list[tuple[str, Any]] = field(default_factory=list)
     expected: dict[str, int] = field(default_factory=dict)
     vectors: dict[str, list[np.ndarray]] = field(default_factory=dict)
@@ -102,8 +110,7 @@ class _Batcher:
             self.flush(self.batch_size)
 
     def fail(self, movie_id: str, reason: str) -> None:
-        self.store.fail(movie_id, reason)
-        self.on_item()
+        self.emit(self.encoder.info.folder, movie_id, Failure(reason))
 
     def flush(self, count: int | None = None) -> None:
         batch, self.queue = self.queue[:count], self.queue[len(self.queue) if count is None else count:]
@@ -136,12 +143,71 @@ class _Batcher:
             return
         self.vectors[movie_id].append(output)
         if len(self.vectors[movie_id]) == self.expected[movie_id]:
-            vector = np.mean(self.vectors.pop(movie_id), axis=0)
+            self.emit(self.encoder.info.folder, movie_id, np.mean(self.vectors.pop(movie_id), axis=0))
+
+
+def feed(batchers: dict[str, _Batcher], movie_id: str, prepared: Prepared) -> None:
+    """Hand one prepared item to the batcher of each encoder it was prepared for."""
+    for folder, samples in prepared.items():
+        if isinstance(samples, Failure):
+            batchers[folder].fail(movie_id, samples.reason)
+        else:
+            batchers[folder].add(movie_id, samples)
+
+
+@dataclass
+class Plan:
+    """What a run has left to do: per model, the ids without a vector; the items needing any model."""
+
+    pending: dict[str, set[str]]
+    todo: list[Item]
+    wanted: list[list[Encoder]]  # per todo item, the encoders it still needs
+
+    @classmethod
+    def of(cls, items: list[Item], encoders: list[Encoder], stores: dict[str, FeatureStore]) -> Plan:
+        ids = [item.id for item in items]
+        pending = {e.info.folder: set(stores[e.info.folder].pending(ids)) for e in encoders}
+        todo = [item for item in items if any(item.id in pending_ids for pending_ids in pending.values())]
+        return cls(pending, todo, [[e for e in encoders if item.id in pending[e.info.folder]] for item in todo])
+
+
+class Recorder:
+    """The driver's end of a run: outcomes and warnings into each model's store, progress, timing."""
+
+    def __init__(self, stores: dict[str, FeatureStore], plan: Plan,
+                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
+        self.stores = stores
+        self.ticks = {folder: progress(folder, len(ids)) if progress else (lambda: None)
+                      for folder, ids in plan.pending.items()}
+
+    def warn(self, movie_id: str, folders: Iterable[str], warnings: Iterable[str]) -> None:
+        for folder in folders:
+            for warning in warnings:
+                self.stores[folder].log(movie_id, "warning", warning)
+
+    def __call__(self, folder: str, movie_id: str, outcome: Outcome) -> None:
+        store = self.stores[folder]
+        if isinstance(outcome, Failure):
+            store.fail(movie_id, outcome.reason)
+        else:
             try:
-                self.store.write(movie_id, vector)
+                store.write(movie_id, outcome)
             except ValueError as error:
-                self.store.fail(movie_id, describe(error))
-            self.on_item()
+                store.fail(movie_id, describe(error))
+        self.ticks[folder]()
+
+    def finish(self, started: float) -> None:
+        for store in self.stores.values():
+            store.summary.seconds = time.perf_counter() - started
+
+
+def load_encoders(encoders: Iterable[Encoder]) -> None:
+    """Load every encoder's weights; a failure is the user's to fix (a broken or partial store)."""
+    for encoder in encoders:
+        try:
+            encoder.load()
+        except Exception as error:  # noqa: BLE001
+            raise UserError(f"could not load {encoder.info.name} from {encoder.paths[0]}: {describe(error)}")
 
 
 def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
@@ -149,32 +215,15 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
         progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
     """Compute every pending (item, encoder) pair and write it to that encoder's store."""
     started = time.perf_counter()
-    pending = {e.info.folder: set(stores[e.info.folder].pending([item.id for item in items])) for e in encoders}
-    todo = [item for item in items if any(item.id in ids for ids in pending.values())]
-    wanted = [[e for e in encoders if item.id in pending[e.info.folder]] for item in todo]
-    stream = prepared_stream(PreparedItems(todo, loader, wanted), workers)
-
-    batchers = {}
-    for encoder in encoders:
-        folder = encoder.info.folder
-        tick = progress(folder, len(pending[folder])) if progress else (lambda: None)
-        batchers[folder] = _Batcher(encoder, stores[folder], batch_size, tick)
-    for encoder in encoders:
-        if pending[encoder.info.folder]:
-            try:
-                encoder.load()
-            except Exception as error:  # noqa: BLE001 - a broken store is the user's to fix
-                raise UserError(f"could not load {encoder.info.name} from {encoder.paths[0]}: {describe(error)}")
+    plan = Plan.of(items, encoders, stores)
+    stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers)
+    recorder = Recorder(stores, plan, progress)
+    batchers = {encoder.info.folder: _Batcher(encoder, batch_size, recorder) for encoder in encoders}
+    load_encoders(encoder for encoder in encoders if plan.pending[encoder.info.folder])
 
     for movie_id, prepared, warnings in stream:
-        for folder, samples in prepared.items():
-            for warning in warnings:
-                stores[folder].log(movie_id, "warning", warning)
-            if isinstance(samples, Failure):
-                batchers[folder].fail(movie_id, samples.reason)
-            else:
-                batchers[folder].add(movie_id, samples)
+        recorder.warn(movie_id, prepared, warnings)
+        feed(batchers, movie_id, prepared)
     for batcher in batchers.values():
         batcher.flush()
-    for store in stores.values():
-        store.summary.seconds = time.perf_counter() - started
+    recorder.finish(started)
