@@ -89,7 +89,7 @@ def prepared_stream(dataset: PreparedItems, workers: int) -> Iterator[tuple[str,
 
 
 @dataclass
-class _Batcher:
+class Batcher:
     """Collects one encoder's samples into batches and items' sample vectors into means.
 
     Each item's outcome goes to `emit(folder, movie_id, outcome)` once known.
@@ -146,7 +146,7 @@ class _Batcher:
             self.emit(self.encoder.info.folder, movie_id, np.mean(self.vectors.pop(movie_id), axis=0))
 
 
-def feed(batchers: dict[str, _Batcher], movie_id: str, prepared: Prepared) -> None:
+def feed(batchers: dict[str, Batcher], movie_id: str, prepared: Prepared) -> None:
     """Hand one prepared item to the batcher of each encoder it was prepared for."""
     for folder, samples in prepared.items():
         if isinstance(samples, Failure):
@@ -218,7 +218,7 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
     plan = Plan.of(items, encoders, stores)
     stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers)
     recorder = Recorder(stores, plan, progress)
-    batchers = {encoder.info.folder: _Batcher(encoder, batch_size, recorder) for encoder in encoders}
+    batchers = {encoder.info.folder: Batcher(encoder, batch_size, recorder) for encoder in encoders}
     load_encoders(encoder for encoder in encoders if plan.pending[encoder.info.folder])
 
     for movie_id, prepared, warnings in stream:
