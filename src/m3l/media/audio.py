@@ -1,0 +1,107 @@
+"""Trailer soundtracks: the first 30 s of the first audio stream, mono, 16 kHz, decoded once.
+
+Per RECIPES.md (Audio): PyAV decodes the first audio stream and FFmpeg's own
+resampler (`av.AudioResampler(format="fltp", layout="mono", rate=16000)`) down-mixes
+and resamples it frame by frame, each frame's timestamp cleared; the frames are
+concatenated until 480,000 samples are collected and cut there. Demuxing stops as
+soon as enough is decoded, so the rest of the file is never read. The one waveform
+feeds every audio model; each model's `preprocess` makes its own features from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from m3l.catalog import Item
+
+SAMPLE_RATE = 16_000
+MAX_SAMPLES = 30 * SAMPLE_RATE
+# A stream that breaks part-way is kept when at least one VGGish example (0.96 s) decoded.
+MIN_PARTIAL_SAMPLES = int(0.96 * SAMPLE_RATE)
+SHORT_SAMPLES = SAMPLE_RATE  # under one second: kept, with a warning in the logs
+
+
+@dataclass(frozen=True)
+class Soundtrack:
+    """A mono float32 waveform at 16 kHz, and caveats worth a log line (the item is still used)."""
+
+    waveform: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise FileNotFoundError(f"trailer file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"trailer file is empty (0 bytes): {path}")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as error:
+        raise ValueError(f"not a readable media file ({error.strerror or error}): {path}") from None
+
+
+def _decode(container, max_samples: int) -> tuple[list[np.ndarray], int, Exception | None]:
+    """Resampled chunks of the first audio stream, their length, and the error that stopped decoding early."""
+    import av
+
+    stream = container.streams.audio[0]
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=SAMPLE_RATE)
+    chunks, collected = [], 0
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                frame.pts = None
+                for resampled in resampler.resample(frame):
+                    chunks.append(resampled.to_ndarray()[0])
+                    collected += resampled.samples
+            if collected >= max_samples:
+                break
+    except av.FFmpegError as error:
+        return chunks, collected, error
+    return chunks, collected, None
+
+
+def decode_soundtrack(path: Path | str, max_samples: int = MAX_SAMPLES) -> Soundtrack:
+    """The trailer's first `max_samples` samples of mono 16 kHz audio (fewer if it is shorter)."""
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.audio:
+            kinds = ", ".join(sorted({stream.type for stream in container.streams})) or "none"
+            raise ValueError(f"no audio stream in {path.name} (streams: {kinds})")
+        chunks, collected, error = _decode(container, max_samples)
+    seconds = collected / SAMPLE_RATE
+    warnings = []
+    if error is not None:
+        reason = f"{type(error).__name__}: {error.strerror or error}"
+        if collected < MIN_PARTIAL_SAMPLES:
+            raise ValueError(f"audio failed to decode after {seconds:.2f} s ({reason})")
+        warnings.append(f"audio failed to decode after {seconds:.2f} s, the decoded part is used ({reason})")
+    if collected == 0:
+        raise ValueError(f"the audio stream of {path.name} holds no samples")
+    waveform = np.concatenate(chunks)[:max_samples]
+    if collected < SHORT_SAMPLES:
+        warnings.append(f"audio is only {seconds:.2f} s long")
+    if not waveform.any():
+        warnings.append("audio is silent (all samples are zero)")
+    return Soundtrack(waveform, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class SoundtrackLoader:
+    """The picklable item → Soundtrack function run in loader workers."""
+
+    max_samples: int = MAX_SAMPLES
+
+    def __call__(self, item: Item) -> Soundtrack:
+        return decode_soundtrack(item.source, self.max_samples)
+
+
+def loader_for(encoders: list, args: argparse.Namespace) -> Callable[[Item], Soundtrack]:
+    return SoundtrackLoader()

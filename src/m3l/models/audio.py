@@ -1,0 +1,119 @@
+"""Whisper and AST soundtrack encoders through `transformers`, per RECIPES.md (Audio).
+
+Both take the shared 16 kHz waveform; their feature extractors run in the loader
+workers (`preprocess`), the networks run batched on the device (`embed`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+
+from m3l.media.audio import MAX_SAMPLES, SAMPLE_RATE, Soundtrack
+from m3l.models.base import Encoder
+
+
+def half_precision(device: str, precision: str) -> AbstractContextManager:
+    """float16 autocast for --precision fp16, and for auto on CUDA (what the original ran); a no-op otherwise."""
+    enabled = precision == "fp16" or (precision == "auto" and device.startswith("cuda"))
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.float16, enabled=enabled)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Loading without the report of the published checkpoints' unused heads, progress bars, or the
+    AST extractor's notice that some of its 128 Kaldi mel filters are empty at 16 kHz (they are, by design)."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+            yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        transformers.logging.enable_progress_bar()
+
+
+class _TransformersAudioEncoder(Encoder):
+    """A Hugging Face audio model stored as a folder: feature extractor + network."""
+
+    model_class: str  # the transformers class loaded from the store folder
+    extractor_class: str
+
+    @cached_property
+    def extractor(self) -> Any:
+        import transformers
+
+        with _quiet_transformers():
+            return getattr(transformers, self.extractor_class).from_pretrained(str(self.paths[0]),
+                                                                                local_files_only=True)
+
+    def preprocess(self, soundtrack: Soundtrack) -> list[np.ndarray]:
+        return [self.features(soundtrack.waveform)]
+
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        """One waveform → the network's input array (no batch axis)."""
+        raise NotImplementedError
+
+    def network(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The part of the loaded model that runs."""
+        return model
+
+    def pool(self, outputs: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def load(self) -> None:
+        import transformers
+
+        with _quiet_transformers():
+            model = getattr(transformers, self.model_class).from_pretrained(str(self.paths[0]), local_files_only=True)
+        self.model = self.network(model).to(self.device).eval()
+
+    def embed(self, features: list[np.ndarray]) -> np.ndarray:
+        batch = torch.from_numpy(np.stack(features)).to(self.device)
+        with torch.inference_mode(), half_precision(self.device, self.precision):
+            vectors = self.pool(self.model(batch))
+        return vectors.float().cpu().numpy()
+
+
+class WhisperEncoder(_TransformersAudioEncoder):
+    """openai/whisper-base: log-mel 80 × 3000 of the first 30 s; encoder states averaged over time (512)."""
+
+    model_class = "WhisperModel"
+    extractor_class = "WhisperFeatureExtractor"
+
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        return self.extractor(waveform, sampling_rate=SAMPLE_RATE, padding="max_length", max_length=MAX_SAMPLES,
+                              truncation=True, return_tensors="np").input_features[0]
+
+    def network(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.get_encoder()  # the decoder is never used
+
+    def pool(self, outputs: Any) -> torch.Tensor:
+        return outputs.last_hidden_state.mean(dim=1)
+
+
+class ASTEncoder(_TransformersAudioEncoder):
+    """MIT/ast-finetuned-audioset-10-10-0.4593: 1024 fbank frames (about 10.24 s); `pooler_output` (768)."""
+
+    model_class = "ASTModel"
+    extractor_class = "ASTFeatureExtractor"
+    FRAME_LENGTH, FRAME_SHIFT = 400, 160  # 25 ms / 10 ms at 16 kHz, fixed by the extractor
+
+    def features(self, waveform: np.ndarray) -> np.ndarray:
+        # Frames are computed independently and truncated to max_length, so the samples past
+        # the last kept frame cannot change the result: leave them out of the spectrogram.
+        needed = (self.extractor.max_length - 1) * self.FRAME_SHIFT + self.FRAME_LENGTH
+        return self.extractor(waveform[:needed], sampling_rate=SAMPLE_RATE, return_tensors="np").input_values[0]
+
+    def pool(self, outputs: Any) -> torch.Tensor:
+        return outputs.pooler_output
