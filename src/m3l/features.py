@@ -194,13 +194,14 @@ def missing_reasons(entries: list[LogEntry], missing: Iterable[str]) -> dict[str
 
 def expected_ids(output_dir: Path | str, model: str | ModelInfo, ids: Iterable[str],
                  catalogue: CatalogueIds | None = None) -> list[str]:
-    """The ids a model should have vectors for: the catalogue's (for its modality, when a mapping
-    is given), or by default every id the runs saw: those with a vector and those in its log."""
+    """The ids a model should have vectors for: the catalogue's (its modality's, when a mapping
+    is given), or by default (and for a modality the mapping lacks) every id the runs saw:
+    those with a vector and those in the model's log."""
     info = model_info(model)
+    if isinstance(catalogue, Mapping):
+        catalogue = catalogue.get(info.modality)
     if catalogue is None:
         seen = [*ids, *(entry.movie_id for entry in read_log(output_dir, info))]
-    elif isinstance(catalogue, Mapping):
-        seen = list(catalogue.get(info.modality, ()))
     else:
         seen = list(catalogue)
     return list(dict.fromkeys(map(canonical_id, seen)))
@@ -238,8 +239,9 @@ def list_models(output_dir: Path | str, catalogue: CatalogueIds | None = None) -
     """Dimension, vector count and coverage of every model found under `output_dir`.
 
     `catalogue` gives the ids to cover: a collection of ids for every model, or a mapping
-    modality → ids (e.g. {"text": plot ids, "image": poster ids}). Without it, coverage
-    is measured against the ids the runs saw (vectors plus ids in the model's log).
+    modality → ids (e.g. {"text": plot ids, "image": poster ids}). Without it (or for a
+    modality the mapping lacks), coverage is measured against the ids the runs saw:
+    vectors plus ids in the model's log.
     """
     summaries = []
     for info in found_models(output_dir):
