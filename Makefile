@@ -33,6 +33,12 @@ else
 endif
 	touch $@
 
+# The report test (tests/core, text venv) opens its page in headless chromium: the Debian package, via apt-get.
+.PHONY: test-browser
+test-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+$(VENVS)/text/.test-installed: | test-browser
+
 # The main job: every extractor on the bundled sample catalogue, then consolidation.
 demo: $(addprefix demo-,$(MODALITIES))
 	@echo "Features written to $(OUTPUT)/"
