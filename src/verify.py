@@ -1,0 +1,80 @@
+"""Audit a feature folder before publishing it: per model, the ids expected, present and missing
+(with the logged reason), files that do not parse, wrong lengths, NaN/Inf, all-zero vectors,
+stray temporary files and consolidated tables that disagree with the JSON files.
+
+Exit code: 0 when nothing is wrong, 1 when something is, 2 for a usage error.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from m3l import models
+from m3l.audit import audit
+from m3l.errors import UserError, exit_code
+from m3l.modalities import MODALITIES
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=Path("features"), help="output root (default: features)")
+    for modality in ("text", "image", "audio"):
+        row = MODALITIES[modality]
+        parser.add_argument(row.input_flag, dest=modality, type=Path,
+                            help=f"{row.input_help}: the ids its models should cover")
+    parser.add_argument("--models", help="comma-separated models or folders (default: every model found)")
+    parser.add_argument("--accept-logged", action="store_true",
+                        help="missing ids whose failure is logged (corrupt input, ...) are not problems")
+    return parser.parse_args(argv)
+
+
+def catalogue_ids(args: argparse.Namespace) -> dict[str, set[str]]:
+    """Modality → catalogue ids; the trailer map serves both audio and video."""
+    ids = {}
+    for modality in ("text", "image", "audio"):
+        path = getattr(args, modality)
+        if path is not None:
+            ids[modality] = {item.id for item in MODALITIES[modality].read_catalogue(path).items}
+    if "audio" in ids:
+        ids["video"] = ids["audio"]
+    return ids
+
+
+def chosen_models(names: str | None) -> list[models.ModelInfo] | None:
+    if names is None:
+        return None
+    chosen = [models.MODELS.get(name) or models.by_folder(name) for name in names.split(",")]
+    unknown = [name for name, info in zip(names.split(","), chosen) if info is None]
+    if unknown:
+        raise UserError(f"unknown model {', '.join(map(repr, unknown))}; choose from {', '.join(models.MODELS)}")
+    return chosen
+
+
+def verify(args: argparse.Namespace) -> list[str]:
+    """Print the audit; return what is wrong (model folders, catalogues no model covers)."""
+    if not args.output.is_dir():
+        raise UserError(f"output folder not found: {args.output}")
+    catalogues = catalogue_ids(args)
+    audits = audit(args.output, catalogues, chosen_models(args.models))
+    if not audits:
+        raise UserError(f"no model folder or consolidated table under {args.output}")
+    for result in audits:
+        print("\n".join(result.report(args.accept_logged)))
+    covered = {result.info.modality for result in audits}
+    uncovered = [MODALITIES[m].input_flag for m in ("text", "image", "audio")
+                 if m in catalogues and not covered & ({m, "video"} if m == "audio" else {m})]
+    for flag in uncovered:
+        print(f"{flag} was given but none of its models has features under {args.output}")
+    bad = [result.info.folder for result in audits if result.problems(args.accept_logged)] + uncovered
+    print(f"verify: {'OK' if not bad else 'problems in ' + ', '.join(bad)} ({len(audits)} models checked)")
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bad: list[str] = []
+    return exit_code(lambda: bad.extend(verify(args))) or (1 if bad else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Guarantees 1 and 2 (docs/guarantees.md): killed runs, full disks and read-only folders lose nothing.
+
+SIGKILL lands at random points of real runs of every extractor; a full disk is a real
+tiny tmpfs and a read-only folder a real read-only bind mount (both in a private
+mount namespace made with `unshare`, so the test needs no privileges of its own).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from m3l.feature_store import OutputError, atomic_write_bytes
+from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, json_files,
+                                   make_catalogue, run, signal_group, snapshot, start, temporary_files, wait_for)
+from tests.testlib import REPO, SRC
+
+KILLS = 6
+
+
+@pytest.mark.parametrize("extractor", EXTRACTORS, ids=str)
+def test_sigkill_at_random_points_then_resume_gives_the_clean_result(extractor, tmp_path, extractor_store, clean_run):
+    catalogue, clean = clean_run(extractor)
+    output = tmp_path / "output"
+    args = arguments(extractor, catalogue, extractor_store(extractor), output)
+    total = extractor.items * len(extractor.folders)
+    rng = random.Random(7)
+    kills = []
+    for point in range(KILLS):
+        process = start(extractor, args)
+        written = len(json_files(output, extractor.folders))
+        if point == 0:  # during start-up, before any file
+            time.sleep(rng.uniform(0.5, 2.0))
+        elif point == KILLS - 1:  # when the last vector is written: consolidation or just before it
+            wait_for(lambda: len(json_files(output, extractor.folders)) >= total, process)
+        else:  # while vectors are being written
+            target = written + rng.randint(1, max(1, (total - written) // 3))
+            wait_for(lambda: len(json_files(output, extractor.folders)) >= target, process)
+            time.sleep(rng.uniform(0, 0.3))
+        signal_group(process, signal.SIGKILL)
+        code, _, stderr = finish(process)
+        kills.append((code, len(json_files(output, extractor.folders))))
+        snapshot(output, extractor)  # every JSON and consolidated file present is complete and parses
+    assert sum(code == -signal.SIGKILL for code, _ in kills) >= KILLS - 1, kills  # they really were killed
+    code, stdout, stderr = run(extractor, args)
+    assert code == 0, stderr
+    assert temporary_files(output) == []
+    assert_same_vectors(snapshot(output, extractor), snapshot(clean, extractor))
+    files = {path.relative_to(output) for path in output.rglob("*") if not path.name.startswith("log_")}
+    assert files == {path.relative_to(clean) for path in clean.rglob("*") if not path.name.startswith("log_")}
+
+
+def test_kill_while_consolidating_keeps_the_previous_tables(tmp_path, extractor_store):
+    """SIGKILL while the new Parquet file is half written: the old one stays whole, the next run cleans up."""
+    catalogue = make_catalogue(TEXT, tmp_path / "input", count=12)
+    output = tmp_path / "output"
+    args = arguments(TEXT, catalogue, extractor_store(TEXT), output)
+    assert run(TEXT, [*args, "--limit", "6"])[0] == 0
+    before = {path.name: path.read_bytes() for path in output.glob("text_embeddings_*")}
+    # Pause inside pyarrow's write, after part of the file is out, and die there.
+    driver = (
+        "import sys, time, pyarrow.parquet as pq\n"
+        "from m3l.cli import main\n"
+        "write = pq.write_table\n"
+        "def half_then_hang(table, where, **kw):\n"
+        "    write(table.slice(0, 1), where, **kw)\n"
+        "    open(sys.argv[1], 'w').close()\n"
+        "    time.sleep(600)\n"
+        "pq.write_table = half_then_hang\n"
+        "main('text', sys.argv[2:])\n"
+    )
+    ready = tmp_path / "ready"
+    process = subprocess.Popen([str(TEXT.python), "-c", driver, str(ready), *args], cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": str(SRC), "M3L_OFFLINE": "1"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    assert wait_for(ready.exists, process), process.communicate()[1]
+    signal_group(process, signal.SIGKILL)
+    process.wait()
+    assert [path.name for path in temporary_files(output)] != []
+    assert {path.name: path.read_bytes() for path in output.glob("text_embeddings_*")} == before
+    code, _, stderr = run(TEXT, args)
+    assert code == 0, stderr
+    assert temporary_files(output) == []
+    assert len(snapshot(output, TEXT)["minilm.parquet"]) == 12
+
+
+def test_failed_write_removes_its_temporary_file_and_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "1.json"
+    target.write_bytes(b'{"1": [0.5]}')
+
+    def disk_full(source, destination):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OutputError, match=f"cannot write {target}: No space left on device"):
+        atomic_write_bytes(target, b'{"1": [1.5]}')
+    assert target.read_bytes() == b'{"1": [0.5]}'
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def _in_private_mounts(shell: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `shell` as root of a new user and mount namespace: mounts made there vanish with it."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is needed to mount a real tmpfs or read-only folder")
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"user and mount namespaces are not allowed here: {probe.stderr.decode().strip()}")
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", shell], capture_output=True,
+                          text=True, cwd=REPO, timeout=timeout,
+                          env={**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+
+
+def _script_command(args: list[str]) -> str:
+    return " ".join(f"'{part}'" for part in [str(TEXT.python), str(SRC / TEXT.script), *args])
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def _assert_one_line_error(stderr: str, *fragments: str) -> None:
+    lines = [line for line in stderr.splitlines() if not line.startswith("Loading weights")]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert all(fragment in errors[0] for fragment in fragments), errors[0]
+
+
+@pytest.fixture
+def partial_output(tmp_path, extractor_store):
+    """(arguments of a 40-plot run, an output folder where its first 5 plots are done and consolidated)."""
+    catalogue = make_catalogue(TEXT, tmp_path / "input", count=40)
+    output = tmp_path / "output"
+    args = arguments(TEXT, catalogue, extractor_store(TEXT), output)
+    assert run(TEXT, [*args, "--limit", "5"])[0] == 0
+    return args, output
+
+
+def test_disk_full_stops_with_one_line_and_damages_nothing(tmp_path, partial_output):
+    args, seed = partial_output
+    before = _files(seed)
+    used_kib = sum(-(-len(data) // 4096) * 4 for data in before.values())
+    mounted, copied_back = tmp_path / "tmpfs", tmp_path / "after"
+    mounted.mkdir()
+    copied_back.mkdir()
+    run_args = [*args[:args.index("--output") + 1], str(mounted), *args[args.index("--output") + 2:]]
+    result = _in_private_mounts(
+        f"mount -t tmpfs -o size={used_kib + 48}k tmpfs '{mounted}' && cp -a '{seed}/.' '{mounted}/' && "
+        f"{_script_command(run_args)}; code=$?; cp -a '{mounted}/.' '{copied_back}/'; exit $code")
+    assert result.returncode == 2, result.stderr
+    _assert_one_line_error(result.stderr, "cannot write", "No space left on device", "files already written are intact")
+    assert "minilm: " in result.stdout and " done, 5 already done" in result.stdout  # the summary still printed
+    after = _files(copied_back)
+    assert {name: data for name, data in after.items() if name in before and not name.startswith(("log_", "."))} == \
+        {name: data for name, data in before.items() if not name.startswith(("log_", "."))}
+    assert temporary_files(copied_back) == []
+    vectors = snapshot(copied_back, TEXT)["minilm"]
+    assert 5 < len(vectors) < 40  # it wrote until the disk was full
+
+
+@pytest.mark.parametrize("read_only", ["output", "output/minilm"])
+def test_read_only_output_stops_with_one_line_and_changes_nothing(partial_output, read_only):
+    args, output = partial_output
+    before = _files(output)
+    folder = output.parent / read_only
+    result = _in_private_mounts(f"mount --bind '{folder}' '{folder}' && mount -o remount,bind,ro '{folder}' && "
+                                f"{_script_command(args)}")
+    assert result.returncode == 2, result.stderr
+    _assert_one_line_error(result.stderr, "Read-only file system")
+    changed = {name for name, data in _files(output).items() if before.get(name) != data}
+    assert changed <= {"log_minilm.txt", ".minilm.lock"}  # only outside the read-only folder
+    assert temporary_files(output) == []
