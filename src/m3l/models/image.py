@@ -1,0 +1,120 @@
+"""Poster encoders per RECIPES.md: clip-image, vgg and vit.
+
+Each encoder's `preprocess` turns a decoded RGB poster into a [3, 224, 224] float
+tensor in the loader workers, exactly as its recipe says; `embed` stacks a batch and
+runs the network. The image processors of CLIP and ViT run on their PIL backend: the
+one the published vectors came from (transformers 4's default, and what
+sentence-transformers' `encode(PIL image)` did), not transformers 5's torchvision
+default, which resamples differently by one grey level here and there.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+
+from m3l.media.image import Poster
+from m3l.models.base import Encoder
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _ImageEncoder(Encoder):
+    """Shared by the three: a batched, gradient-free forward of the stacked tensors."""
+
+    network: torch.nn.Module
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float16 if self.precision == "fp16" else torch.float32
+
+    def _place(self, network: torch.nn.Module) -> torch.nn.Module:
+        return network.to(self.device, self.dtype).eval()
+
+    def embed(self, pixels: list[torch.Tensor]) -> np.ndarray:
+        batch = torch.stack(pixels).to(self.device, self.dtype)
+        with torch.inference_mode():
+            return self.forward(batch).float().cpu().numpy()
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.network(batch)
+
+
+class _ProcessorEncoder(_ImageEncoder):
+    """CLIP and ViT: the checkpoint's own image processor, loaded once per worker."""
+
+    @property
+    def processor_folder(self) -> str:
+        return str(self.paths[0])
+
+    @cached_property
+    def processor(self) -> Any:
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(self.processor_folder, backend="pil", local_files_only=True)
+
+    def preprocess(self, poster: Poster) -> list[torch.Tensor]:
+        return [self.processor(images=poster.image, return_tensors="pt")["pixel_values"][0]]
+
+
+class ClipImageEncoder(_ProcessorEncoder):
+    """sentence-transformers clip-ViT-B-32, image tower: `encode(PIL image)`, 512-d, unnormalised."""
+
+    @property
+    def processor_folder(self) -> str:
+        """The folder of the pipeline's one module, the Hugging Face CLIPModel (`0_CLIPModel`)."""
+        modules = json.loads((self.paths[0] / "modules.json").read_text())
+        if len(modules) != 1 or not modules[0]["type"].endswith("CLIPModel"):
+            raise ValueError("expected a sentence-transformers pipeline of one CLIPModel module")
+        return str(self.paths[0] / modules[0]["path"])
+
+    def load(self) -> None:
+        from transformers import CLIPModel
+
+        self.network = self._place(CLIPModel.from_pretrained(self.processor_folder, local_files_only=True))
+        self.processor  # noqa: B018 - a broken processor config stops the run here, not item by item
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.network.get_image_features(pixel_values=batch).pooler_output
+
+
+class ViTEncoder(_ProcessorEncoder):
+    """google/vit-base-patch16-224-in21k: its image processor, then `pooler_output`, 768-d."""
+
+    def load(self) -> None:
+        from transformers import ViTModel
+
+        self.network = self._place(ViTModel.from_pretrained(self.processor_folder, add_pooling_layer=True,
+                                                            local_files_only=True))
+        self.processor  # noqa: B018
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.network(pixel_values=batch).pooler_output
+
+
+class VGGEncoder(_ImageEncoder):
+    """torchvision vgg16 (IMAGENET1K_V1) without the last classifier Linear: 4096-d after ReLU."""
+
+    @cached_property
+    def transform(self) -> Any:
+        from torchvision import transforms
+
+        return transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                                   transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    def preprocess(self, poster: Poster) -> list[torch.Tensor]:
+        return [self.transform(poster.image)]
+
+    def load(self) -> None:
+        from torchvision.models import vgg16
+
+        with torch.device("meta"):  # no random initialisation: every weight comes from the file
+            network = vgg16()
+        network.load_state_dict(torch.load(self.paths[0], map_location="cpu", weights_only=True), assign=True)
+        network.classifier = network.classifier[:-1]
+        self.network = self._place(network)

@@ -1,0 +1,34 @@
+"""Running the poster extractor in-process through its real CLI, and reading what it wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from m3l.cli import main
+
+MODELS = ("clip-image", "vgg", "vit")
+
+
+def extract(store: Path, posters: Path, output: Path, *options: object) -> int:
+    argv = ["--posters", posters, "--models-dir", store, "--output", output, *options]
+    return main("image", [str(arg) for arg in argv])
+
+
+def vector(output: Path, model: str, movie_id: str) -> np.ndarray:
+    data = json.loads((output / model / f"{movie_id}.json").read_text())
+    assert list(data) == [movie_id]
+    return np.asarray(data[movie_id], dtype=np.float32)
+
+
+def log_lines(output: Path, model: str, movie_id: str) -> list[str]:
+    """`<status> <reason>` of each log line about `movie_id`."""
+    lines = (output / f"log_{model}.txt").read_text().splitlines()
+    return [line.split(" ", 3)[3] for line in lines if line.split(" ")[2] == movie_id]
+
+
+def tsv_map(path: Path, posters: dict[str, Path]) -> Path:
+    path.write_text("movie_id\tposter\n" + "".join(f"{i}\t{p}\n" for i, p in posters.items()))
+    return path
