@@ -11,7 +11,6 @@ PIL is imported inside the functions: this module is read by the CLI in every ve
 from __future__ import annotations
 
 import argparse
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,23 +42,25 @@ class Poster:
 
 
 def _open(path: Path, max_pixels: int) -> Any:
-    """The image, header read, pixels not yet decoded; a file PIL cannot identify is an OSError."""
+    """The image, header read, pixels not yet decoded, checked against the decompression-bomb limit."""
     from PIL import Image
 
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
     if path.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
-    Image.MAX_IMAGE_PIXELS = max_pixels  # PIL checks the header's size against it before decoding
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            return Image.open(path)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-            raise ValueError(f"refused as a possible decompression bomb: {error} "
-                             "(--max-pixels raises the limit)") from None
-        except Image.UnidentifiedImageError:
-            raise ValueError(f"not an image PIL can read: {path.name}") from None
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # checked below, with a clearer message
+    try:
+        image = Image.open(path)
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"not an image PIL can read: {path.name}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    if image.width * image.height > max_pixels:
+        image.close()
+        raise ValueError(f"{image.width}x{image.height} = {image.width * image.height:,} pixels, over the "
+                         f"decompression-bomb limit of {max_pixels:,} (--max-pixels raises it)")
+    return image
 
 
 def mode_warning(image: Any) -> str | None:
