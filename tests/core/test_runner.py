@@ -1,0 +1,82 @@
+"""The local runner: batching across items, clip means, per-item failure isolation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from m3l.catalog import Item
+from m3l.feature_store import FeatureStore
+from m3l.models import ModelInfo
+from m3l.models.base import Encoder
+from m3l.runner import run
+
+INFO = ModelInfo("toy", "toy", "text", 3, (), "tests.core.test_runner:ToyEncoder")
+
+
+class ToyEncoder(Encoder):
+    """Each sample "a:b" becomes [a, b, batch size]; the sample "boom" makes a forward pass fail."""
+
+    def __init__(self):
+        super().__init__(INFO, [])
+        self.batch_sizes = []
+
+    def preprocess(self, media: str) -> list[str]:
+        if media == "bad-media":
+            raise ValueError("cannot decode this one")
+        return media.split("|") if media else []
+
+    def load(self) -> None:
+        self.loaded = True
+
+    def embed(self, samples: list[str]) -> np.ndarray:
+        self.batch_sizes.append(len(samples))
+        if "boom" in samples:
+            raise RuntimeError("CUDA error: device-side assert")
+        return np.array([[*map(float, s.split(":")), len(samples)] for s in samples])
+
+
+def vectors(folder):
+    return {p.stem: json.loads(p.read_text())[p.stem] for p in folder.glob("*.json")}
+
+
+def run_toy(tmp_path, sources: dict[str, str], batch_size: int, workers: int = 0):
+    encoder, store = ToyEncoder(), FeatureStore(tmp_path, INFO)
+    items = [Item(movie_id, source) for movie_id, source in sources.items()]
+    run(items, lambda item: item.source, [encoder], {"toy": store}, batch_size, workers)
+    return encoder, store
+
+
+def test_samples_of_many_items_share_batches_and_an_item_gets_the_mean_of_its_own(tmp_path):
+    encoder, store = run_toy(tmp_path, {"1": "1:2|3:4", "2": "5:6", "3": "7:8|9:10|11:12"}, batch_size=4)
+    assert encoder.batch_sizes == [4, 2]
+    got = vectors(tmp_path / "toy")
+    assert got["1"] == [2.0, 3.0, 4.0] and got["2"] == [5.0, 6.0, 4.0]
+    assert got["3"] == [9.0, 10.0, (4 + 2 + 2) / 3]
+    assert (store.summary.done, store.summary.failed) == (3, 0)
+
+
+def test_a_failing_sample_fails_only_its_item(tmp_path):
+    encoder, store = run_toy(tmp_path, {"1": "1:1", "2": "2:2|boom", "3": "3:3", "4": "bad-media", "5": ""},
+                             batch_size=8)
+    assert sorted(vectors(tmp_path / "toy")) == ["1", "3"]
+    log = (tmp_path / "log_toy.txt").read_text().splitlines()
+    reasons = {line.split(" ", 4)[2]: line.split(" ", 4)[3:] for line in log}
+    assert reasons == {"2": ["failed", "RuntimeError: CUDA error: device-side assert"],
+                       "4": ["failed", "cannot decode this one"], "5": ["failed", "no usable input"]}
+    assert (store.summary.done, store.summary.failed) == (2, 3)
+
+
+def test_worker_processes_give_the_same_result_as_inline_decoding(tmp_path):
+    sources = {str(i): f"{i}:{i + 1}|{i + 2}:{i}" for i in range(20)}
+    run_toy(tmp_path / "inline", sources, batch_size=6, workers=0)
+    run_toy(tmp_path / "workers", sources, batch_size=6, workers=2)
+    assert vectors(tmp_path / "inline" / "toy") == vectors(tmp_path / "workers" / "toy")
+
+
+def test_done_items_are_not_decoded_again(tmp_path):
+    run_toy(tmp_path, {"1": "1:1"}, batch_size=2)
+    encoder, store = run_toy(tmp_path, {"1": "1:1", "2": "2:2"}, batch_size=2)
+    assert encoder.batch_sizes == [1]
+    assert (store.summary.done, store.summary.already_done) == (1, 1)
