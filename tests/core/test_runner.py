@@ -53,7 +53,7 @@ def test_samples_of_many_items_share_batches_and_an_item_gets_the_mean_of_its_ow
     assert encoder.batch_sizes == [4, 2]
     got = vectors(tmp_path / "toy")
     assert got["1"] == [2.0, 3.0, 4.0] and got["2"] == [5.0, 6.0, 4.0]
-    assert got["3"] == [9.0, 10.0, (4 + 2 + 2) / 3]
+    assert got["3"] == [9.0, 10.0, np.float32((4 + 2 + 2) / 3).item()]
     assert (store.summary.done, store.summary.failed) == (3, 0)
 
 
