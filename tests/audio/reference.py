@@ -9,6 +9,7 @@ proved equal to it.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +42,22 @@ def decode_waveform(path: Path | str) -> np.ndarray:
 
 # --- whisper and AST -----------------------------------------------------------------------
 
-def whisper_vector(folder: Path, trailer: Path) -> np.ndarray:
+@cache
+def _whisper(folder: Path):
     from transformers import WhisperFeatureExtractor, WhisperModel
 
-    extractor = WhisperFeatureExtractor.from_pretrained(str(folder))
-    model = WhisperModel.from_pretrained(str(folder)).eval()
+    return WhisperFeatureExtractor.from_pretrained(str(folder)), WhisperModel.from_pretrained(str(folder)).eval()
+
+
+@cache
+def _ast(folder: Path):
+    from transformers import ASTFeatureExtractor, ASTModel
+
+    return ASTFeatureExtractor.from_pretrained(str(folder)), ASTModel.from_pretrained(str(folder)).eval()
+
+
+def whisper_vector(folder: Path, trailer: Path) -> np.ndarray:
+    extractor, model = _whisper(folder)
     inputs = extractor(decode_waveform(trailer), sampling_rate=SAMPLE_RATE, padding="max_length",
                        max_length=THIRTY_SECONDS, truncation=True, return_tensors="pt")
     with torch.no_grad():
@@ -54,10 +66,7 @@ def whisper_vector(folder: Path, trailer: Path) -> np.ndarray:
 
 
 def ast_vector(folder: Path, trailer: Path) -> np.ndarray:
-    from transformers import ASTFeatureExtractor, ASTModel
-
-    extractor = ASTFeatureExtractor.from_pretrained(str(folder))
-    model = ASTModel.from_pretrained(str(folder)).eval()
+    extractor, model = _ast(folder)
     inputs = extractor(decode_waveform(trailer), sampling_rate=SAMPLE_RATE, return_tensors="pt")
     with torch.no_grad():
         return model(**inputs).pooler_output[0].numpy()
@@ -203,6 +212,7 @@ class Postprocessor(nn.Module):
         return torch.squeeze(quantized_embeddings)
 
 
+@cache
 def load_vggish(weights: Path, pca: Path) -> tuple[VGG, Postprocessor]:
     """As torchvggish's VGGish(pretrained=True) loads its two files."""
     vgg = VGG(make_layers())

@@ -50,3 +50,13 @@ def write_audio(path: Path, seconds: float, rate: int = 44100, layout: str = "st
             output.mux(stream.encode(frame))
         output.mux(stream.encode(None))
     return path
+
+
+def write_broken(path: Path, seconds: float, broken_from: float) -> Path:
+    """An AAC .m4a whose audio data turns to noise bytes from `broken_from` (a fraction of the file) on."""
+    write_audio(path, seconds)
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * broken_from)
+    data[start:start + len(data) // 4] = np.random.default_rng(0).integers(0, 256, len(data) // 4, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path

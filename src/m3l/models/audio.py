@@ -9,7 +9,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -49,13 +48,14 @@ class _TransformersAudioEncoder(Encoder):
     model_class: str  # the transformers class loaded from the store folder
     extractor_class: str
 
-    @cached_property
-    def extractor(self) -> Any:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Made here, in the main process, so that forked loader workers inherit it (and transformers) ready.
         import transformers
 
         with _quiet_transformers():
-            return getattr(transformers, self.extractor_class).from_pretrained(str(self.paths[0]),
-                                                                                local_files_only=True)
+            self.extractor = getattr(transformers, self.extractor_class).from_pretrained(
+                str(self.paths[0]), local_files_only=True)
 
     def preprocess(self, soundtrack: Soundtrack) -> list[np.ndarray]:
         return [self.features(soundtrack.waveform)]

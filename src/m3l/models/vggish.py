@@ -134,8 +134,9 @@ class VGGishEncoder(Encoder):
         return [log_mel_examples(soundtrack.waveform)]
 
     def load(self) -> None:
-        network = VGGish()
-        network.load_state_dict(torch.load(self.paths[0], map_location="cpu", weights_only=True))
+        with torch.device("meta"):  # no random initialisation of 72 M weights about to be replaced
+            network = VGGish()
+        network.load_state_dict(torch.load(self.paths[0], map_location="cpu", weights_only=True), assign=True)
         self.network = network.to(self.device).eval()
         self.postprocess = load_pca(self.paths[1]).to(self.device)
 
