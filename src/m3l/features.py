@@ -3,7 +3,8 @@
 A model's vectors live in two forms under an output root: the per-movie JSON folder
 (`<output>/<folder>/<id>.json`, the source of truth) and the consolidated tables
 (`<output>/<modality>_embeddings_<name>.parquet` / `.h5`, rebuilt from that folder).
-`load_features` reads a consolidated table when it is *up to date*, i.e. when its
+`load_features` reads a consolidated table (HDF5, the fastest to read, else
+Parquet) when it is *up to date*, i.e. when its
 modification time is no older than the JSON folder's and than every JSON file's in
 it. Every write to the folder is an atomic rename, which touches the folder, so an
 id added, rewritten or removed after the last consolidation makes the table stale,
@@ -74,7 +75,7 @@ def _sorted(ids: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
 def consolidated_paths(output_dir: Path | str, model: str | ModelInfo) -> dict[str, Path]:
     info = model_info(model)
     stem = Path(output_dir) / info.consolidated_name
-    return {"parquet": stem.with_name(stem.name + ".parquet"), "hdf5": stem.with_name(stem.name + ".h5")}
+    return {"hdf5": stem.with_name(stem.name + ".h5"), "parquet": stem.with_name(stem.name + ".parquet")}
 
 
 def _newest_json_change_ns(folder: Path) -> int | None:
@@ -88,7 +89,8 @@ def _newest_json_change_ns(folder: Path) -> int | None:
 
 
 def choose_source(output_dir: Path | str, model: str | ModelInfo) -> str:
-    """Where `load_features(..., source="auto")` reads: "parquet" or "hdf5" when up to date, else "json"."""
+    """Where `load_features(..., source="auto")` reads: "hdf5" (the fastest) or "parquet" when up to date,
+    else "json"."""
     info = model_info(model)
     newest_json = _newest_json_change_ns(Path(output_dir) / info.folder)
     for source, path in consolidated_paths(output_dir, info).items():

@@ -70,22 +70,22 @@ def set_mtime(path, seconds):
 def test_auto_reads_a_consolidated_table_only_while_it_is_up_to_date(tmp_path):
     store = write_features(tmp_path, "minilm", random_vectors("minilm", ["1", "2"]))
     parquet, h5 = tmp_path / "text_embeddings_minilm.parquet", tmp_path / "text_embeddings_minilm.h5"
-    assert choose_source(tmp_path, "minilm") == "parquet"
+    assert choose_source(tmp_path, "minilm") == "hdf5"
 
     store.write("3", np.ones(384, np.float32))  # a new id after consolidation
     assert choose_source(tmp_path, "minilm") == "json"
     assert load_features(tmp_path, "minilm")[0] == ["1", "2", "3"]
 
     m3l.feature_store.consolidate(tmp_path, store.info)
-    assert choose_source(tmp_path, "minilm") == "parquet"
-    parquet.unlink()
     assert choose_source(tmp_path, "minilm") == "hdf5"
+    h5.unlink()
+    assert choose_source(tmp_path, "minilm") == "parquet"
 
     # a JSON file edited in place (the folder itself unchanged) is newer than the table
     for path in (store.folder, *store.folder.iterdir()):
         set_mtime(path, 1_000_000)
-    set_mtime(h5, 2_000_000)
-    assert choose_source(tmp_path, "minilm") == "hdf5"
+    set_mtime(parquet, 2_000_000)
+    assert choose_source(tmp_path, "minilm") == "parquet"
     (store.folder / "1.json").write_text(json.dumps({"1": [0.5] * 384}))
     assert choose_source(tmp_path, "minilm") == "json"
     ids, matrix = load_features(tmp_path, "minilm")
@@ -98,7 +98,7 @@ def test_tables_alone_are_used_when_the_json_folder_is_gone(tmp_path):
     for file in store.folder.iterdir():
         file.unlink()
     store.folder.rmdir()
-    assert choose_source(tmp_path, "vit") == "parquet"
+    assert choose_source(tmp_path, "vit") == "hdf5"
     ids, matrix = load_features(tmp_path, "vit")
     assert ids == ["3", "4"] and np.array_equal(matrix, np.stack([vectors["3"], vectors["4"]]))
     with pytest.raises(UserError, match="no JSON folder"):
@@ -133,7 +133,7 @@ def test_list_models_coverage_against_the_runs_or_a_catalogue(tmp_path):
     summaries = {s.name: s for s in m3l.list_models(tmp_path)}
     assert set(summaries) == {"minilm", "vgg"}
     minilm, vgg = summaries["minilm"], summaries["vgg"]
-    assert (minilm.dim, minilm.count, minilm.expected, minilm.source) == (384, 3, 5, "parquet")
+    assert (minilm.dim, minilm.count, minilm.expected, minilm.source) == (384, 3, 5, "hdf5")
     assert minilm.coverage == pytest.approx(3 / 5)
     assert (vgg.modality, vgg.dim, vgg.count, vgg.coverage, vgg.source) == ("image", 4096, 1, 1.0, "json")
 
