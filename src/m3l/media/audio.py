@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from m3l.catalog import Item
+from m3l.media.container import open_media
 
 SAMPLE_RATE = 16_000
 MAX_SAMPLES = 30 * SAMPLE_RATE
@@ -32,19 +33,6 @@ class Soundtrack:
 
     waveform: np.ndarray
     warnings: tuple[str, ...] = ()
-
-
-def _open(path: Path):
-    import av
-
-    if not path.is_file():
-        raise FileNotFoundError(f"trailer file not found: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"trailer file is empty (0 bytes): {path}")
-    try:
-        return av.open(str(path), metadata_errors="ignore")
-    except av.FFmpegError as error:
-        raise ValueError(f"not a readable media file ({error.strerror or error}): {path}") from None
 
 
 def _decode(container, max_samples: int) -> tuple[list[np.ndarray], int, Exception | None]:
@@ -71,7 +59,7 @@ def _decode(container, max_samples: int) -> tuple[list[np.ndarray], int, Excepti
 def decode_soundtrack(path: Path | str, max_samples: int = MAX_SAMPLES) -> Soundtrack:
     """The trailer's first `max_samples` samples of mono 16 kHz audio (fewer if it is shorter)."""
     path = Path(path)
-    with _open(path) as container:
+    with open_media(path) as container:
         if not container.streams.audio:
             kinds = ", ".join(sorted({stream.type for stream in container.streams})) or "none"
             raise ValueError(f"no audio stream in {path.name} (streams: {kinds})")
