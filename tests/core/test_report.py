@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from m3l.report import VectorStats, pca_2d
+from m3l.report import VectorStats, pca_2d, write_report
 from tests.core.outputs import random_vectors, write_features
 from tests.testlib import DATA, run_script
 
@@ -130,3 +130,13 @@ def test_pca_matches_an_exact_svd():
     assert np.allclose(np.abs(coords), np.abs(exact), atol=1e-6)  # the sign of an axis is arbitrary
     assert np.allclose(shares, singular[:2] ** 2 / np.sum(singular**2))
     assert np.array_equal(pca_2d(np.ones((3, 8)))[0], np.zeros((3, 2)))
+
+
+def test_models_without_vectors_or_with_one(tmp_path):
+    write_features(tmp_path, "mpnet", {}, skipped={"9": "empty or missing plot"})
+    write_features(tmp_path, "slowfast", random_vectors("slowfast", ["1"]))
+    page = write_report(tmp_path).read_text()
+    mpnet = summary_row(page, "mpnet")
+    assert "0/1 (0.0%)" in mpnet and "no vectors" in mpnet and "<td class=num colspan=3>–</td>" in mpnet
+    assert "<span class=ok>ok</span>" in summary_row(page, "slowfast")
+    assert "<td>empty or missing plot</td><td class=num>1</td><td class=ids>9</td>" in page
