@@ -66,7 +66,7 @@ class ModelStore:
     def require(self, entries: tuple[StoreEntry, ...], fill_command: str) -> list[Path]:
         """Paths of `entries`, downloading the missing ones when their host is reachable."""
         for entry in self.missing(entries):
-            if not reachable(entry.host):
+            if entry.host and not reachable(entry.host):  # no host: a local file:// source
                 raise UserError(
                     f"model files missing from the store: {self.path(entry)} and {entry.host} is not "
                     f"reachable; fill the store on a machine with internet ({fill_command}) and copy it here"
