@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Runs each modality's test folder in its own venv and fails if any of them failed.
+# Runs each modality's test folder in its own venv, then one closing line with the totals.
 set -u
 cd "$(dirname "$0")/.."
-status=0
+status=0 passed=0 failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for modality in "$@"; do
   dirs="tests/$modality"
   [ "$modality" = text ] && dirs="tests/core $dirs"
   [ -d "tests/$modality" ] || continue
   echo "=== tests for $modality (.venvs/$modality) ==="
-  .venvs/"$modality"/bin/python -m pytest -q $dirs || status=1
+  .venvs/"$modality"/bin/python -m pytest -q $dirs 2>&1 | tee "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  summary=$(tail -n 1 "$log")
+  passed=$((passed + $(grep -o '[0-9]* passed' <<<"$summary" | grep -o '[0-9]*' || echo 0)))
+  failed=$((failed + $(grep -o '[0-9]* \(failed\|error\)' <<<"$summary" | grep -o '[0-9]*' | paste -sd+ | bc 2>/dev/null || echo 0)))
 done
+echo "all: $passed passed, $failed failed"
 exit $status
