@@ -1,0 +1,173 @@
+"""Trailer encoders: SlowFast R50, MViT-B 32x3 and R(2+1)D-34, per RECIPES.md (Video).
+
+Each model is its recipe as data: window length, which frames of a window it keeps,
+how short a last window may be before it is dropped rather than padded with black
+frames, and the per-frame transform (scale to [0, 1], resize, crop, normalise). The
+decoder applies the transform frame by frame (m3l.media.video); `preprocess` cuts the
+prepared frames into clips [C, T, H, W], `embed` runs a batch of clips.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from m3l.media.video import MAX_WINDOWS, DecodedVideo, FramePlan
+from m3l.models.base import Encoder
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
+IG65M_MEAN, IG65M_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
+
+
+@dataclass(frozen=True)
+class FrameTransform:
+    """Resize (bilinear, antialias, on the float frame), center crop, normalise — in `order`."""
+
+    resize: int | tuple[int, int]  # one int: the shorter side, aspect ratio kept
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    normalise_before_crop: bool = False
+
+    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional as F
+
+        size = [self.resize] if isinstance(self.resize, int) else list(self.resize)
+        frame = F.resize(frame, size, antialias=True)
+        if self.normalise_before_crop:
+            return F.center_crop(F.normalize(frame, self.mean, self.std), [self.crop])
+        return F.normalize(F.center_crop(frame, [self.crop]), self.mean, self.std)
+
+    def black(self, like: torch.Tensor) -> torch.Tensor:
+        """A black frame after this transform: (0 - mean) / std."""
+        mean, std = (torch.tensor(v, dtype=like.dtype).view(-1, 1, 1) for v in (self.mean, self.std))
+        return ((0 - mean) / std).expand_as(like)
+
+
+class VideoEncoder(Encoder):
+    """Windows of `window` frames from frame 0, at most five; a trailer's vector is the mean of its clips."""
+
+    window: int
+    step: int = 1  # keep every step-th frame of a window
+    min_real_frames: int  # a last window with fewer real frames is dropped, otherwise padded with black
+    transform: FrameTransform
+
+    @property
+    def frame_plan(self) -> FramePlan:
+        return FramePlan(self.info.name, self.window * MAX_WINDOWS, self.step, self.transform)
+
+    def preprocess(self, video: DecodedVideo) -> list[torch.Tensor]:
+        frames, count = video.frames[self.info.name], min(video.count, self.window * MAX_WINDOWS)
+        clips = []
+        for start in range(0, count, self.window):
+            real = min(self.window, count - start)
+            if real < self.min_real_frames:
+                break
+            kept = frames[start // self.step: (start + real + self.step - 1) // self.step]
+            missing = self.window // self.step - len(kept)
+            if missing:
+                kept = torch.cat([kept, self.transform.black(kept[0]).expand(missing, *kept.shape[1:])])
+            clips.append(kept.permute(1, 0, 2, 3))  # [T, C, H, W] → [C, T, H, W]
+        if not clips:
+            raise ValueError(f"too short for {self.info.name}: {count} frames up to 30 s, its first "
+                             f"{self.window}-frame window needs at least {self.min_real_frames}")
+        return clips
+
+    @abstractmethod
+    def build(self) -> nn.Module:
+        """The architecture, randomly initialised."""
+
+    def state_dict_of(self, checkpoint: dict) -> dict:
+        return checkpoint
+
+    @abstractmethod
+    def drop_classifier(self, model: nn.Module) -> None:
+        """Replace the classification layer by identity, so the model returns its feature."""
+
+    def load(self) -> None:
+        model = self.build()
+        checkpoint = torch.load(self.paths[0], map_location="cpu", weights_only=True)
+        model.load_state_dict(self.state_dict_of(checkpoint))
+        self.drop_classifier(model)
+        self.model = model.eval().to(self.device)
+
+    def model_input(self, clips: torch.Tensor):
+        return clips
+
+    @torch.inference_mode()
+    def embed(self, clips: list[torch.Tensor]) -> np.ndarray:
+        batch = torch.stack(clips).to(self.device, non_blocking=True)
+        device_type = torch.device(self.device).type
+        with torch.autocast(device_type, dtype=torch.float16, enabled=self.precision == "fp16"):
+            features = self.model(self.model_input(batch))
+        return features.float().flatten(1).cpu().numpy()
+
+
+class _PyTorchVideoEncoder(VideoEncoder):
+    """PyTorchVideo model-zoo checkpoints: weights under `model_state`, head projection replaced by identity."""
+
+    def state_dict_of(self, checkpoint: dict) -> dict:
+        return checkpoint["model_state"]
+
+
+class SlowFastEncoder(_PyTorchVideoEncoder):
+    window, step, min_real_frames = 64, 2, 33
+    transform = FrameTransform(resize=256, crop=256, mean=KINETICS_MEAN, std=KINETICS_STD)
+    slow_indices = torch.linspace(0, 31, 8).long()  # 0, 4, 8, 13, 17, 22, 26, 31
+
+    def build(self) -> nn.Module:
+        from pytorchvideo.models.hub import slowfast_r50
+
+        return slowfast_r50(pretrained=False)
+
+    def drop_classifier(self, model: nn.Module) -> None:
+        model.blocks[-1].proj = nn.Identity()  # the head's pooled 2048 slow + 256 fast channels remain
+
+    def model_input(self, clips: torch.Tensor) -> list[torch.Tensor]:
+        return [clips.index_select(2, self.slow_indices.to(clips.device)), clips]
+
+
+class MViTEncoder(_PyTorchVideoEncoder):
+    window, min_real_frames = 32, 17
+    transform = FrameTransform(resize=(224, 224), crop=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                               normalise_before_crop=True)
+
+    def build(self) -> nn.Module:
+        from pytorchvideo.models.hub import mvit_base_32x3
+
+        return mvit_base_32x3(pretrained=False)
+
+    def drop_classifier(self, model: nn.Module) -> None:
+        model.head.proj = nn.Identity()  # the class token after the final norm remains
+
+
+def r2plus1d_34() -> nn.Module:
+    """R(2+1)D-34 as ig65m-pytorch builds it on torchvision's VideoResNet (400-way fc)."""
+    from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet
+
+    model = VideoResNet(block=BasicBlock, conv_makers=[Conv2Plus1D] * 4, layers=[3, 4, 6, 3],
+                        stem=R2Plus1dStem, num_classes=400)
+    model.layer2[0].conv2[0] = Conv2Plus1D(128, 128, 288)
+    model.layer3[0].conv2[0] = Conv2Plus1D(256, 256, 576)
+    model.layer4[0].conv2[0] = Conv2Plus1D(512, 512, 1152)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm3d):
+            module.eps, module.momentum = 1e-3, 0.9
+    return model
+
+
+class R2Plus1DEncoder(VideoEncoder):
+    window, min_real_frames = 32, 32
+    transform = FrameTransform(resize=(128, 171), crop=112, mean=IG65M_MEAN, std=IG65M_STD,
+                               normalise_before_crop=True)
+
+    def build(self) -> nn.Module:
+        return r2plus1d_34()
+
+    def drop_classifier(self, model: nn.Module) -> None:
+        model.fc = nn.Identity()  # the vector is the pooled 512-d output before fc

@@ -1,0 +1,178 @@
+"""Video fixtures: a random-weight model store in the publishers' exact formats, and test trailers.
+
+The three architectures are fixed by their checkpoints, so the store holds the full
+models (random weights, BatchNorm statistics randomised so that every block counts).
+A clip costs seconds on two cores: tests keep the number of clips small.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.testlib import bigbuckbunny
+from tests.video.reference import BUILDERS, STORE_PATHS, ReferenceModel
+
+
+def _randomise_batchnorm(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            n = module.num_features
+            module.weight.data = 0.3 + 0.4 * torch.rand(n, generator=generator)
+            module.bias.data = 0.1 * torch.randn(n, generator=generator)
+            module.running_mean = 0.1 * torch.randn(n, generator=generator)
+            module.running_var = 0.75 + 0.5 * torch.rand(n, generator=generator)
+    return model
+
+
+def save_random_model(store: Path, name: str, seed: int = 0) -> Path:
+    """A random `name` saved as its publisher ships it: PyTorchVideo checkpoints hold the
+    weights under `model_state`; the IG-65M release is a bare state dict."""
+    torch.manual_seed(seed)
+    model = _randomise_batchnorm(BUILDERS[name](), torch.Generator().manual_seed(seed))
+    path = store / STORE_PATHS[name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    torch.save(state if name == "r2p1d" else {"epoch": 196, "model_state": state, "cfg": "MODEL:\n  ARCH: random\n"}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_store(tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("video-store")
+    for seed, name in enumerate(BUILDERS):
+        save_random_model(store, name, seed)
+    return store
+
+
+@pytest.fixture(scope="session")
+def reference_models(video_store):
+    """Reference models, each loaded on first use."""
+    loaded: dict[str, ReferenceModel] = {}
+
+    def get(name: str) -> ReferenceModel:
+        if name not in loaded:
+            loaded[name] = ReferenceModel(name, video_store)
+        return loaded[name]
+
+    return get
+
+
+# --- generated trailers -------------------------------------------------------------------------
+
+def _picture(index: int, height: int, width: int) -> np.ndarray:
+    """A moving gradient with a moving square: frames differ, windows differ."""
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.stack([(x * 3 + index * 5) % 256, (y * 4 + index * 3) % 256, ((x + y) * 2 - index * 7) % 256], -1)
+    side = max(4, min(height, width) // 4)
+    top, left = (index * 3) % (height - side), (index * 5) % (width - side)
+    image[top:top + side, left:left + side] = (250, 20, 120)
+    return image.astype(np.uint8)
+
+
+def write_video(path: Path, durations_ms: list[int], size: tuple[int, int] = (64, 48), start_ms: int = 0,
+                pix_fmt: str = "yuv420p", options: dict[str, str] | None = None) -> Path:
+    """H.264 (libx264, B-frames on) with frame i shown for durations_ms[i]; the first at `start_ms`."""
+    width, height = size
+    with av.open(str(path), "w", options=options or {}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
+        pts = start_ms
+        for index, duration in enumerate(durations_ms):
+            frame = av.VideoFrame.from_ndarray(_picture(index, height, width), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += duration
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def remux_head(source: Path, target: Path, packets: int) -> Path:
+    """The first `packets` video packets of a real file, copied without re-encoding."""
+    with av.open(str(source)) as reader, av.open(str(target), "w") as writer:
+        stream = reader.streams.video[0]
+        out = writer.add_stream_from_template(stream)
+        for count, packet in enumerate(reader.demux(stream)):
+            if count == packets or packet.dts is None:
+                break
+            packet.stream = out
+            writer.mux(packet)
+    return target
+
+
+def write_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        samples = (np.sin(np.arange(16000) / 8) * 0.3).astype(np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def corrupt_packet(path: Path, index: int) -> Path:
+    """Overwrite the payload of the index-th video packet (in file order) with random bytes."""
+    with av.open(str(path)) as container:
+        positions = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    pos, size = sorted(positions)[index]
+    with open(path, "r+b") as handle:
+        handle.seek(pos + 4)
+        handle.write(np.random.default_rng(0).integers(0, 256, size - 8, dtype=np.uint8).tobytes())
+    return path
+
+
+def truncate(path: Path, keep: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+@pytest.fixture(scope="session")
+def trailers(tmp_path_factory) -> dict[str, Path]:
+    """Generated trailers covering the recipe's cases (frame counts chosen for the windows they give)."""
+    folder = tmp_path_factory.mktemp("trailers")
+    vfr = [[20, 40, 70][i % 3] for i in range(40)]
+    return {
+        # variable frame rate, B-frames, first pts at 1.5 s: 40 frames (slowfast pads, mvit/r2p1d drop 8)
+        "vfr": write_video(folder / "vfr.mp4", vfr, size=(96, 64), start_ms=1500),
+        # odd size (4:4:4 allows it), Matroska: 50 frames (mvit pads its second window, r2p1d drops it)
+        "odd": write_video(folder / "odd.mkv", [40] * 50, size=(101, 57), pix_fmt="yuv444p"),
+        # 4 fps from 2 s: frames after 30 s are cut (113 kept of 140)
+        "past30": write_video(folder / "past30.mp4", [250] * 140, start_ms=2000),
+        # 360 frames: the decoder stops at frame 320
+        "long": write_video(folder / "long.mp4", [33] * 360),
+        # real media, first 40 packets copied
+        "bbb_head": remux_head(bigbuckbunny(), folder / "bbb_head.mp4", 40),
+    }
+
+
+@pytest.fixture(scope="session")
+def bad_trailers(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad-trailers")
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "not_media.mp4").write_text("this is not a video\n" * 50)
+    faststart = {"movflags": "faststart"}
+    return {
+        "missing": folder / "missing.mp4",
+        "empty": folder / "empty.mp4",
+        "not_media": folder / "not_media.mp4",
+        "audio_only": write_audio_only(folder / "audio_only.m4a"),
+        "too_short": write_video(folder / "too_short.mp4", [40] * 20),
+        "truncated": truncate(write_video(folder / "truncated.mp4", [40] * 80, options=faststart), 0.6),
+        "corrupt": corrupt_packet(write_video(folder / "corrupt.mp4", [40] * 40), 20),
+    }
+
+
+def write_map(path: Path, rows: list[tuple[str, Path | str]], header: bool = True) -> Path:
+    lines = (["movie_id\ttrailer_path"] if header else []) + [f"{i}\t{p}" for i, p in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
