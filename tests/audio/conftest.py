@@ -27,13 +27,15 @@ VGGISH = "torchvggish/vggish-10086976.pth"
 VGGISH_PCA = "torchvggish/vggish_pca_params-970ea276.pth"
 
 
-def add_whisper(store: Path) -> Path:
+def add_whisper(store: Path, full_size: bool = False) -> Path:
+    """Tiny by default; `full_size` gives whisper-base's encoder (6 layers, 2048-wide MLP) for benchmarks."""
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
     target = store / WHISPER
     torch.manual_seed(1)
-    config = WhisperConfig(vocab_size=128, d_model=512, encoder_layers=1, decoder_layers=1,
-                           encoder_attention_heads=8, decoder_attention_heads=8, encoder_ffn_dim=64,
+    config = WhisperConfig(vocab_size=128, d_model=512, encoder_layers=6 if full_size else 1, decoder_layers=1,
+                           encoder_attention_heads=8, decoder_attention_heads=8,
+                           encoder_ffn_dim=2048 if full_size else 64,
                            decoder_ffn_dim=64, max_source_positions=1500, max_target_positions=32, num_mel_bins=80,
                            pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
     WhisperForConditionalGeneration(config).save_pretrained(target)
@@ -41,12 +43,14 @@ def add_whisper(store: Path) -> Path:
     return target
 
 
-def add_ast(store: Path) -> Path:
+def add_ast(store: Path, full_size: bool = False) -> Path:
+    """Tiny by default; `full_size` gives the AST-base network (12 layers, 3072-wide MLP) for benchmarks."""
     from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
     target = store / AST
     torch.manual_seed(2)
-    config = ASTConfig(hidden_size=768, num_hidden_layers=1, num_attention_heads=12, intermediate_size=64,
+    config = ASTConfig(hidden_size=768, num_hidden_layers=12 if full_size else 1, num_attention_heads=12,
+                       intermediate_size=3072 if full_size else 64,
                        max_length=1024, num_mel_bins=128, num_labels=4)
     ASTForAudioClassification(config).save_pretrained(target)
     with warnings.catch_warnings():  # without torchaudio, 128 Kaldi mel bands leave some empty: expected
