@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from m3l import models
+from m3l import engines, models
 from m3l.catalog import Catalogue, read_ids
 from m3l.errors import UserError
 from m3l.feature_store import FeatureStore, consolidate, model_locks
@@ -40,6 +40,7 @@ def build_parser(modality: Modality, default_models: list[str], description: str
     parser.add_argument("--ids", type=Path, help="process only the ids listed in this file, one a line")
     parser.add_argument("--no-consolidate", action="store_true", help="skip the Parquet/HDF5 consolidation")
     modality.add_arguments(parser)
+    engines.add_arguments(parser)
     return parser
 
 
@@ -125,8 +126,7 @@ def progress_bars() -> Iterator[Callable[[str, int], Callable[[], None]]]:
 
 
 def extract(modality: Modality, args: argparse.Namespace) -> None:
-    from m3l.runner import run
-
+    run = engines.select(args)
     catalogue = load_catalogue(modality, args)
     output = prepare_output(args.output)
     encoders = create_encoders(modality, args)
