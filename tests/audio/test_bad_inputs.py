@@ -44,7 +44,7 @@ def test_unusable_trailers_raise_a_one_line_reason(bad_files, name, message):
 
 def test_a_stream_broken_part_way_keeps_what_decoded_when_it_is_one_vggish_example_long(bad_files):
     soundtrack = decode_soundtrack(bad_files["brokenlate"])
-    assert len(soundtrack.waveform) >= 0.96 * 16000
+    assert len(soundtrack.waveform) >= 15600  # one complete VGGish example
     assert soundtrack.warnings and soundtrack.warnings[0].startswith("audio failed to decode after")
 
 

@@ -9,6 +9,8 @@ from tests.audio.reference import ast_vector, vggish_vector, whisper_vector
 from tests.testlib import DATA, bigbuckbunny, run_script
 
 MODELS = ("whisper", "ast", "vggish")
+# The reference builds AST's extractor without our loader's filter: its notice of empty mel bands is expected.
+pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values:UserWarning")
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,9 @@ from m3l.media.container import open_media
 
 SAMPLE_RATE = 16_000
 MAX_SAMPLES = 30 * SAMPLE_RATE
-# A stream that breaks part-way is kept when at least one VGGish example (0.96 s) decoded.
-MIN_PARTIAL_SAMPLES = int(0.96 * SAMPLE_RATE)
+# A stream that breaks part-way is kept when one complete VGGish example decoded: 96 frames
+# of 25 ms every 10 ms, 0.975 s.
+MIN_PARTIAL_SAMPLES = 95 * 160 + 400
 SHORT_SAMPLES = SAMPLE_RATE  # under one second: kept, with a warning in the logs
 
 

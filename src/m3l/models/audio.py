@@ -7,6 +7,7 @@ workers (`preprocess`), the networks run batched on the device (`embed`).
 from __future__ import annotations
 
 import warnings
+from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -60,16 +61,17 @@ class _TransformersAudioEncoder(Encoder):
     def preprocess(self, soundtrack: Soundtrack) -> list[np.ndarray]:
         return [self.features(soundtrack.waveform)]
 
+    @abstractmethod
     def features(self, waveform: np.ndarray) -> np.ndarray:
         """One waveform → the network's input array (no batch axis)."""
-        raise NotImplementedError
 
     def network(self, model: torch.nn.Module) -> torch.nn.Module:
         """The part of the loaded model that runs."""
         return model
 
+    @abstractmethod
     def pool(self, outputs: Any) -> torch.Tensor:
-        raise NotImplementedError
+        """The network's outputs → one vector per batch row."""
 
     def load(self) -> None:
         import transformers
