@@ -163,7 +163,11 @@ def read_media_dir(folder: Path, extensions: tuple[str, ...]) -> Catalogue:
 
 
 def read_media(path: Path, extensions: tuple[str, ...]) -> Catalogue:
-    """A media catalogue given as a folder of `<id>.<ext>` files or as a TSV map."""
+    """A media catalogue given as a folder of `<id>.<ext>` files or as a TSV map.
+
+    Item paths are absolute, so that workers running elsewhere (the Ray engine) find them.
+    """
+    path = path.absolute()
     if path.is_dir():
         return read_media_dir(path, extensions)
     return read_media_map(path)
