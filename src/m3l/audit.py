@@ -120,8 +120,9 @@ def _audit_json(audit: ModelAudit, folder: Path) -> tuple[dict[str, np.ndarray],
     return vectors, damaged
 
 
-def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.ndarray] | None) -> None:
-    """Each consolidated table against the JSON files (or, without a JSON folder, on its own)."""
+def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.ndarray] | None,
+                        damaged: set[str]) -> None:
+    """Each consolidated table against the sound JSON files (or, without a JSON folder, on its own)."""
     tables = {source: path for source, path in consolidated_paths(output, audit.info).items() if path.is_file()}
     if not tables:
         audit.notes.append("no consolidated tables (run src/consolidate.py)")
@@ -136,7 +137,7 @@ def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.n
         if vectors is None:
             continue
         table = dict(zip(ids, matrix))
-        audit.flag(f"{path.name}: ids without a JSON file", [i for i in table if i not in vectors])
+        audit.flag(f"{path.name}: ids without a JSON file", [i for i in table if i not in vectors and i not in damaged])
         audit.flag(f"{path.name}: out of date, ids missing (run src/consolidate.py)",
                    [i for i in vectors if i not in table])
         audit.flag(f"{path.name}: vectors that differ from their JSON file",
@@ -151,7 +152,7 @@ def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -
         audit.notes.append(f"no JSON folder {info.folder}/: only the consolidated tables were checked")
     audit.flag("stray temporary files (left by a killed run; the next run removes them)",
                [path.name for path in temporaries(output, info)])
-    _audit_consolidated(audit, output, vectors)
+    _audit_consolidated(audit, output, vectors, damaged)
     if _run_in_progress(output, info):
         audit.notes.append("a run is writing this model right now: the numbers may change")
     if catalogue_ids is not None and vectors is not None:

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from m3l.feature_store import OutputError, atomic_write_bytes
-from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, json_files,
-                                   make_catalogue, run, signal_group, snapshot, start, temporary_files, wait_for)
+from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, clean_run,  # noqa: F401
+                                   extractor_store, finish, json_files, make_catalogue, run, signal_group, snapshot,
+                                   start, temporary_files, wait_for)
 from tests.testlib import REPO, SRC
 
-KILLS = 6
+KILLS = 5
 
 
 @pytest.mark.parametrize("extractor", EXTRACTORS, ids=str)
@@ -133,14 +134,21 @@ def _assert_one_line_error(stderr: str, *fragments: str) -> None:
     assert all(fragment in errors[0] for fragment in fragments), errors[0]
 
 
+@pytest.fixture(scope="module")
+def five_done(tmp_path_factory, extractor_store):
+    """(a 40-plot catalogue, an output folder where its first 5 plots are done and consolidated)."""
+    folder = tmp_path_factory.mktemp("five-done")
+    catalogue = make_catalogue(TEXT, folder / "input", count=40)
+    assert run(TEXT, [*arguments(TEXT, catalogue, extractor_store(TEXT), folder / "output"), "--limit", "5"])[0] == 0
+    return catalogue, folder / "output"
+
+
 @pytest.fixture
-def partial_output(tmp_path, extractor_store):
-    """(arguments of a 40-plot run, an output folder where its first 5 plots are done and consolidated)."""
-    catalogue = make_catalogue(TEXT, tmp_path / "input", count=40)
-    output = tmp_path / "output"
-    args = arguments(TEXT, catalogue, extractor_store(TEXT), output)
-    assert run(TEXT, [*args, "--limit", "5"])[0] == 0
-    return args, output
+def partial_output(tmp_path, five_done, extractor_store):
+    """(arguments of the 40-plot run, a fresh copy of the output folder where 5 plots are done)."""
+    catalogue, seed = five_done
+    shutil.copytree(seed, tmp_path / "output")
+    return arguments(TEXT, catalogue, extractor_store(TEXT), tmp_path / "output"), tmp_path / "output"
 
 
 def test_disk_full_stops_with_one_line_and_damages_nothing(tmp_path, partial_output):
