@@ -91,7 +91,7 @@ def parse_vector(raw: bytes, movie_id: str, dim: int) -> list[float] | None:
 def log_line(model: str, movie_id: str, status: str, reason: str) -> str:
     """`<timestamp> <model> <id> <status> <reason>`: one line, the first four fields free of spaces."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    shown_id = printable(movie_id).replace(" ", "\\x20") or '""'
+    shown_id = (movie_id if movie_id.isprintable() else printable(movie_id)).replace(" ", "\\x20") or '""'
     return f"{stamp} {model} {shown_id} {status} {' '.join(reason.split())}\n"
 
 
