@@ -29,9 +29,9 @@ def test_every_reader_rejects_ids_that_could_be_paths(corpus):
     for name, catalogue in readers.items():
         ids = {item.id for item in catalogue.items}
         assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", i) and i.upper() not in {"CON", "NUL", "COM1"} for i in ids)
-        rejected = {label for label, _ in catalogue.rejected}
+        rejected = {label.replace(" ", "\\x20") for label, _ in catalogue.rejected}  # as the log shows them
         expected_bad = {logged for _, logged, _ in BAD_IDS} if name != "poster folder" else \
-            {"CON", "a b", "x" * 77 + "...", "caf\\xe9"}
+            {"CON", "a\\x20b", "x" * 77 + "...", "caf\\xe9"}
         assert expected_bad <= rejected, (name, expected_bad - rejected)
 
 
