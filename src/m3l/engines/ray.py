@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import ray
+import ray.data
 
 from m3l.catalog import Item
 from m3l.errors import UserError
@@ -126,11 +127,15 @@ def _shippable(encoders: list[Encoder], gpus_per_worker: float) -> list[Encoder]
     return shipped
 
 
+def _actor_pool(workers: int) -> ray.data.ActorPoolStrategy:
+    """One to `workers` inference actors: Ray Data adds actors while resources allow, and a fixed
+    pool as large as the cluster would hold every CPU and starve the decoding tasks forever."""
+    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, workers))
+
+
 def _outcomes(plan: Plan, loader: Callable[[Item], Any], encoders: list[Encoder], batch_size: int,
               workers: int, gpus_per_worker: float) -> Iterator[tuple[str, tuple[str, ...], dict[str, Outcome]]]:
     """(id, warnings, outcome per folder) of every todo item, in the order they finish."""
-    import ray.data
-
     rows = [{"item": pickle.dumps(item), "folders": [e.info.folder for e in wanted]}
             for item, wanted in zip(plan.todo, plan.wanted)]
     dataset = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / batch_size))
@@ -146,7 +151,7 @@ def _outcomes(plan: Plan, loader: Callable[[Item], Any], encoders: list[Encoder]
         prepared = dataset.map(_Prepare(loader, {e.info.folder: e for e in encoders}), max_retries=TASK_RETRIES)
         embedded = prepared.map_batches(
             _Embed, fn_constructor_args=([e for e in encoders if e.info.folder in needed], batch_size),
-            batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
+            batch_size=batch_size, batch_format="numpy", compute=_actor_pool(workers),
             num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=TASK_RETRIES)
     for row in embedded.iter_rows():
         item_warnings, outcomes = pickle.loads(row["result"])
