@@ -84,8 +84,8 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
         *, address: str | None = None, gpus_per_worker: float = 0.0) -> None:
     """Compute every pending (item, encoder) pair on Ray and write it to that encoder's store.
 
-    `workers` inference actors (at least one) each hold all the encoders, with
-    `gpus_per_worker` GPUs each (0: on CPU).
+    1 to `workers` inference actors each hold all the encoders, with `gpus_per_worker`
+    GPUs each (0: on CPU).
     """
     started = time.perf_counter()
     plan = Plan.of(items, encoders, stores)
@@ -93,11 +93,11 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
     if plan.todo:
         connect(address)
         remaining = {item.id: [e.info.folder for e in wanted] for item, wanted in zip(plan.todo, plan.wanted)}
-        for movie_id, warnings, outcomes in _outcomes(plan, loader, _shippable(encoders, gpus_per_worker),
-                                                       batch_size, workers, gpus_per_worker):
+        for movie_id, item_warnings, outcomes in _outcomes(plan, loader, _shippable(encoders, gpus_per_worker),
+                                                            batch_size, workers, gpus_per_worker):
             if remaining.pop(movie_id, None) is None:  # already recorded (a retried batch)
                 continue
-            recorder.warn(movie_id, outcomes, warnings)
+            recorder.warn(movie_id, outcomes, item_warnings)
             for folder, outcome in outcomes.items():
                 recorder(folder, movie_id, outcome)
         for movie_id, folders in remaining.items():
