@@ -77,7 +77,7 @@ class ClipImageEncoder(_ProcessorEncoder):
         from transformers import CLIPModel
 
         self.network = self._place(CLIPModel.from_pretrained(self.processor_folder, local_files_only=True))
-        self.processor  # noqa: B018 - a broken processor config stops the run here, not item by item
+        _ = self.processor  # a broken processor config stops the run here, not poster by poster
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.network.get_image_features(pixel_values=batch).pooler_output
@@ -91,7 +91,7 @@ class ViTEncoder(_ProcessorEncoder):
 
         self.network = self._place(ViTModel.from_pretrained(self.processor_folder, add_pooling_layer=True,
                                                             local_files_only=True))
-        self.processor  # noqa: B018
+        _ = self.processor
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.network(pixel_values=batch).pooler_output
