@@ -1,7 +1,7 @@
 """Video fixtures: a random-weight model store in the publishers' exact formats, and test trailers.
 
 The three architectures are fixed by their checkpoints, so the store holds the full
-models (random weights, BatchNorm statistics randomised so that every block counts).
+models (random weights; BatchNorm randomised so that every block counts).
 A clip costs seconds on two cores: tests keep the number of clips small.
 """
 
@@ -21,13 +21,19 @@ from tests.video.reference import BUILDERS, STORE_PATHS, ReferenceModel
 
 
 def _randomise_batchnorm(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """BatchNorm scales near 1, small shifts and statistics.
+
+    The default initialisation (zeroed last BatchNorm of each residual branch) leaves a
+    deep network nearly blind to its input; scales in [0.7, 1.0] keep features of order 1
+    that differ by about 10-30 % between two trailers, so a wrong frame or transform shows.
+    """
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             n = module.num_features
-            module.weight.data = 0.3 + 0.4 * torch.rand(n, generator=generator)
-            module.bias.data = 0.1 * torch.randn(n, generator=generator)
-            module.running_mean = 0.1 * torch.randn(n, generator=generator)
-            module.running_var = 0.75 + 0.5 * torch.rand(n, generator=generator)
+            module.weight.data = 0.7 + 0.3 * torch.rand(n, generator=generator)
+            module.bias.data = 0.02 * torch.randn(n, generator=generator)
+            module.running_mean = 0.02 * torch.randn(n, generator=generator)
+            module.running_var = 0.9 + 0.2 * torch.rand(n, generator=generator)
     return model
 
 
