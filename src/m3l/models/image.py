@@ -49,14 +49,15 @@ class _ProcessorEncoder(_ImageEncoder):
     """CLIP and ViT: the checkpoint's own image processor, loaded once per worker."""
 
     @property
-    def processor_folder(self) -> str:
+    def hf_folder(self) -> str:
+        """The Hugging Face folder holding the network and its image processor config."""
         return str(self.paths[0])
 
     @cached_property
     def processor(self) -> Any:
         from transformers import AutoImageProcessor
 
-        return AutoImageProcessor.from_pretrained(self.processor_folder, backend="pil", local_files_only=True)
+        return AutoImageProcessor.from_pretrained(self.hf_folder, backend="pil", local_files_only=True)
 
     def preprocess(self, poster: Poster) -> list[torch.Tensor]:
         return [self.processor(images=poster.image, return_tensors="pt")["pixel_values"][0]]
@@ -66,7 +67,7 @@ class ClipImageEncoder(_ProcessorEncoder):
     """sentence-transformers clip-ViT-B-32, image tower: `encode(PIL image)`, 512-d, unnormalised."""
 
     @property
-    def processor_folder(self) -> str:
+    def hf_folder(self) -> str:
         """The folder of the pipeline's one module, the Hugging Face CLIPModel (`0_CLIPModel`)."""
         modules = json.loads((self.paths[0] / "modules.json").read_text())
         if len(modules) != 1 or not modules[0]["type"].endswith("CLIPModel"):
@@ -76,7 +77,7 @@ class ClipImageEncoder(_ProcessorEncoder):
     def load(self) -> None:
         from transformers import CLIPModel
 
-        self.network = self._place(CLIPModel.from_pretrained(self.processor_folder, local_files_only=True))
+        self.network = self._place(CLIPModel.from_pretrained(self.hf_folder, local_files_only=True))
         _ = self.processor  # a broken processor config stops the run here, not poster by poster
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
@@ -89,7 +90,7 @@ class ViTEncoder(_ProcessorEncoder):
     def load(self) -> None:
         from transformers import ViTModel
 
-        self.network = self._place(ViTModel.from_pretrained(self.processor_folder, add_pooling_layer=True,
+        self.network = self._place(ViTModel.from_pretrained(self.hf_folder, add_pooling_layer=True,
                                                             local_files_only=True))
         _ = self.processor
 
