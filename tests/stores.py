@@ -19,6 +19,13 @@ _ST_MODULES = [
     {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
 ]
 _CLIP_MODULES = [{"idx": 0, "name": "0", "path": "0_CLIPModel", "type": "sentence_transformers.models.CLIPModel"}]
+# The image processor config exactly as the clip-ViT-B-32 repository publishes it.
+CLIP_PREPROCESSOR = {
+    "crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+    "feature_extractor_type": "CLIPFeatureExtractor",
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "resample": 3, "size": 224,
+}
 
 
 def minilm_source() -> Path:
@@ -65,7 +72,10 @@ def _byte_level_alphabet() -> list[str]:
 
 
 def add_clip(store: Path, seed: int = 0) -> Path:
-    """A random two-tower CLIP (512-d projection) in the clip-ViT-B-32 folder layout."""
+    """A random two-tower CLIP (512-d projection) in the clip-ViT-B-32 folder layout.
+
+    As published: the legacy `preprocessor_config.json` (CLIPFeatureExtractor), no `processor_config.json`.
+    """
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
@@ -90,5 +100,7 @@ def add_clip(store: Path, seed: int = 0) -> Path:
     )
     CLIPModel(config).eval().save_pretrained(module_dir)
     CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(module_dir)
+    (module_dir / "processor_config.json").unlink(missing_ok=True)
+    (module_dir / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
     (target / "modules.json").write_text(json.dumps(_CLIP_MODULES, indent=2))
     return target

@@ -75,17 +75,20 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
-def prepared_stream(dataset: PreparedItems, workers: int) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
+def prepared_stream(dataset: PreparedItems, workers: int,
+                    batch_size: int) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
     """Prepared items in order, decoded by `workers` processes ahead of the consumer.
 
     The workers start here, before any weights are loaded, so they never hold a copy.
+    Together they keep about one batch of items in flight (at least two each), so the
+    device does not wait for decoding between batches.
     """
     if workers <= 0 or len(dataset) == 0:
         return map(dataset.__getitem__, range(len(dataset)))
     from torch.utils.data import DataLoader
 
     return iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=min(workers, len(dataset)),
-                           collate_fn=_identity, prefetch_factor=4))
+                           collate_fn=_identity, prefetch_factor=max(2, -(-batch_size // workers))))
 
 
 @dataclass
@@ -216,7 +219,7 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
     """Compute every pending (item, encoder) pair and write it to that encoder's store."""
     started = time.perf_counter()
     plan = Plan.of(items, encoders, stores)
-    stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers)
+    stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers, batch_size)
     recorder = Recorder(stores, plan, progress)
     batchers = {encoder.info.folder: Batcher(encoder, batch_size, recorder) for encoder in encoders}
     load_encoders(encoder for encoder in encoders if plan.pending[encoder.info.folder])

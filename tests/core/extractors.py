@@ -55,7 +55,7 @@ EXTRACTORS = [
     Extractor("text", "extract_text.py", "minilm", ("minilm",),
               "from tests.stores import add_minilm; add_minilm(root)", items=60, batch_size=4),
     Extractor("image", "extract_images.py", "clip-image,vit", ("clip-image", "vit"),
-              "from tests.image.conftest import add_clip_as_published, add_vit; add_clip_as_published(root); "
+              "from tests.image.conftest import add_vit; from tests.stores import add_clip; add_clip(root); "
               "add_vit(root)", items=24, batch_size=4),
     Extractor("audio", "extract_audio.py", "vggish", ("audio_vggish",),
               "from tests.audio.conftest import add_vggish; add_vggish(root)", items=12, batch_size=2),

@@ -1,8 +1,6 @@
 """A random-weight store of the three poster models, in the exact formats their publishers ship.
 
-- `sentence-transformers/clip-ViT-B-32/`: the shared tiny CLIP folder (tests.stores.add_clip),
-  with the image processor config as the published folder has it: a legacy
-  `preprocessor_config.json` (CLIPFeatureExtractor, size 224, bicubic), no processor_config.json.
+- `sentence-transformers/clip-ViT-B-32/`: the shared tiny CLIP folder (tests.stores.add_clip).
 - `torchvision/vgg16-397923af.pth`: a full torchvision vgg16 state dict (the architecture is fixed).
 - `google/vit-base-patch16-224-in21k/`: a Hugging Face ViTModel folder with its pooler, weights in
   `pytorch_model.bin` and the published `preprocessor_config.json`; one layer, the real 768 width.
@@ -20,25 +18,11 @@ from tests.stores import add_clip
 VGG = "torchvision/vgg16-397923af.pth"
 VIT = "google/vit-base-patch16-224-in21k"
 
-# The image processor configs exactly as the two Hugging Face repositories publish them.
-CLIP_PREPROCESSOR = {
-    "crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
-    "feature_extractor_type": "CLIPFeatureExtractor",
-    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "resample": 3, "size": 224,
-}
+# The image processor config exactly as the ViT repository publishes it.
 VIT_PREPROCESSOR = {
     "do_normalize": True, "do_resize": True, "feature_extractor_type": "ViTFeatureExtractor",
     "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 2, "size": 224,
 }
-
-
-def add_clip_as_published(store: Path) -> Path:
-    folder = add_clip(store)
-    module = folder / "0_CLIPModel"
-    (module / "processor_config.json").unlink(missing_ok=True)
-    (module / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
-    return folder
 
 
 def add_vgg(store: Path, seed: int = 1) -> Path:
@@ -72,7 +56,7 @@ def add_vit(store: Path, seed: int = 2) -> Path:
 @pytest.fixture(scope="session")
 def image_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("image-models")
-    add_clip_as_published(store)
+    add_clip(store)
     add_vgg(store)
     add_vit(store)
     return store
