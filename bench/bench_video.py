@@ -1,0 +1,227 @@
+"""Video extractor throughput: one shared decode for three models vs the three single scripts.
+
+    .venvs/video/bin/python bench/bench_video.py [--trailers 2] [--loops 6] [--workers 2] [--repeats 3]
+                                                 [--end-to-end-repeats 1]
+
+Models are the full SlowFast R50, MViT-B 32x3 and R(2+1)D-34 with random weights in
+the publishers' formats (built by the test fixtures; no weights can be downloaded
+here): the compute is the real models'. Trailers are 720p H.264, made by copying Big
+Buck Bunny's packets --loops times (6 loops: 792 frames, 31.7 s, so the 30 s rule
+matters), without re-encoding.
+
+One run, side by side on the same trailers:
+  separate   extract_slowfast.py, extract_mvit.py, extract_r2p1d.py one after another
+  shared     extract_video.py --models slowfast,mvit,r2p1d: one decode per trailer
+Each is timed as a process (alternating, --end-to-end-repeats times), with the peak memory of its whole process tree (the
+script and its decoding workers, sampled every 50 ms). Frames decoded per trailer
+are counted by the same loader the scripts use. Then, in this process, decode-only
+speed (medians over --repeats): a plain PyAV loop decoding the same 320 frames to
+RGB, our decoder on them with no model transform, and our shared loader with the
+three models' per-frame transforms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from m3l import models  # noqa: E402
+from m3l.catalog import Item  # noqa: E402
+from m3l.media.video import FramePlan, decode, loader_for  # noqa: E402
+
+MODELS = ("slowfast", "mvit", "r2p1d")
+
+
+def build_store(root: Path) -> Path:
+    from tests.video.conftest import save_random_model
+
+    store = root / "models"
+    for seed, name in enumerate(MODELS):
+        save_random_model(store, name, seed)
+    return store
+
+
+def looped_trailer(source: Path, target: Path, loops: int) -> Path:
+    """`source`'s video packets `loops` times in a row, timestamps shifted, no re-encoding."""
+    import av
+
+    with av.open(str(source)) as reader:
+        stream = reader.streams.video[0]
+        packets = [p for p in reader.demux(stream) if p.dts is not None]
+        span = max(p.pts + p.duration for p in packets) - min(p.pts for p in packets)
+        with av.open(str(target), "w") as writer:
+            out = writer.add_stream_from_template(stream)
+            for loop in range(loops):
+                for packet in packets:
+                    copy = av.Packet(bytes(packet))
+                    copy.pts, copy.dts = packet.pts + loop * span, packet.dts + loop * span
+                    copy.duration, copy.time_base, copy.stream = packet.duration, packet.time_base, out
+                    copy.is_keyframe = packet.is_keyframe
+                    writer.mux(copy)
+    return target
+
+
+def build_trailers(root: Path, count: int, loops: int) -> Path:
+    from tests.testlib import bigbuckbunny
+
+    folder = root / "trailers"
+    folder.mkdir()
+    first = looped_trailer(bigbuckbunny(), folder / "1.mp4", loops)
+    for index in range(2, count + 1):
+        os.link(first, folder / f"{index}.mp4")
+    return folder
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of `pid` and all its descendants."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack.extend(int(child) for child in (task / "children").read_text().split())
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def timed_script(script: str, *args: object) -> tuple[float, int]:
+    """Wall seconds and peak process-tree memory of one extract script run."""
+    env = {**os.environ, "M3L_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, str(ROOT / "src" / script), *map(str, args)], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    sampler_done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not sampler_done.wait(0.05):
+            peak = max(peak, _tree_rss(process.pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    output, _ = process.communicate()
+    sampler_done.set()
+    sampler.join()
+    if process.returncode != 0 or " failed" in output and " 0 failed" not in output:
+        raise SystemExit(f"{script} failed:\n{output}")
+    return time.perf_counter() - started, peak
+
+
+def encoders(names) -> list:
+    return [models.encoder_class(info)(info, [], "cpu") for info in models.resolve(list(names), "video")]
+
+
+def frames_decoded(trailer: Path, names) -> int:
+    return loader_for(encoders(names), None)(Item("1", str(trailer))).count
+
+
+def plain_pyav(trailer: Path, frames: int) -> int:
+    import av
+
+    count = 0
+    with av.open(str(trailer)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frame.to_ndarray(format="rgb24")
+            count += 1
+            if count == frames:
+                break
+    return count
+
+
+def frames_up_to_30s(trailer: Path) -> int:
+    import av
+
+    with av.open(str(trailer)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for frame in container.decode(stream) if frame.pts * stream.time_base <= 30)
+
+
+def _discard(frame):
+    """A plan that keeps nothing: what remains is our decoding loop and its RGB float conversion."""
+    return frame.new_empty(0)
+
+
+def rate(run, repeats: int) -> float:
+    """Median frames per second of `run()`, which returns the frames it handled."""
+    speeds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        frames = run()
+        speeds.append(frames / (time.perf_counter() - started))
+    return statistics.median(speeds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trailers", type=int, default=2)
+    parser.add_argument("--loops", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="decode-only repeats")
+    parser.add_argument("--end-to-end-repeats", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)  # as in a loader worker
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store, trailers = build_store(root), build_trailers(root, args.trailers, args.loops)
+        trailer = trailers / "1.mp4"
+        common = ["--trailers", trailers, "--models-dir", store, "--workers", args.workers, "--no-consolidate"]
+
+        separate_runs, shared_runs = [], []
+        for repeat in range(args.end_to_end_repeats):  # alternated, so that a busy machine hits both alike
+            runs = [timed_script(f"extract_{name}.py", *common, "--output", root / f"separate{repeat}")
+                    for name in MODELS]
+            separate_runs.append((sum(s for s, _ in runs), max(p for _, p in runs)))
+            shared_runs.append(timed_script("extract_video.py", *common, "--output", root / f"shared{repeat}"))
+        separate_seconds = statistics.median(s for s, _ in separate_runs)
+        separate_peak = max(p for _, p in separate_runs)
+        shared = (statistics.median(s for s, _ in shared_runs), max(p for _, p in shared_runs))
+
+        per_model = {name: frames_decoded(trailer, [name]) for name in MODELS}
+        shared_frames = frames_decoded(trailer, MODELS)
+        original_frames = 3 * frames_up_to_30s(trailer)
+
+        plain = rate(lambda: plain_pyav(trailer, shared_frames), args.repeats)
+        ours_decode = rate(lambda: decode(trailer, (FramePlan("none", shared_frames, 1, _discard),)).count,
+                           args.repeats)
+        shared_loader = loader_for(encoders(MODELS), None)
+        ours_prepared = rate(lambda: shared_loader(Item("1", str(trailer))).count, args.repeats)
+
+    print(f"{args.trailers} trailers, 720p H.264, {original_frames // 3} frames up to 30 s, "
+          f"{args.workers} decoding workers, {os.cpu_count()} cores")
+    print("frames decoded per trailer")
+    print(f"  original scripts (each decodes 30 s)  {original_frames:6d}")
+    print(f"  separate: {' + '.join(f'{name} {n}' for name, n in per_model.items())} = {sum(per_model.values()):6d}")
+    print(f"  shared: extract_video.py              {shared_frames:6d}   "
+          f"{shared_frames / sum(per_model.values()):.2f} of separate, {shared_frames / original_frames:.2f} of original")
+    print(f"end to end, median of {args.end_to_end_repeats} (model inference on CPU dominates)")
+    print(f"  separate  {separate_seconds:7.1f} s  {args.trailers / separate_seconds:.4f} trailers/s  "
+          f"peak memory {separate_peak / 2**30:.2f} GiB")
+    print(f"  shared    {shared[0]:7.1f} s  {args.trailers / shared[0]:.4f} trailers/s  "
+          f"peak memory {shared[1] / 2**30:.2f} GiB   speed-up {separate_seconds / shared[0]:.2f}x")
+    print(f"decode only, {shared_frames} frames, one thread (median of {args.repeats})")
+    print(f"  plain PyAV loop to RGB                 {plain:7.1f} frames/s")
+    print(f"  our decoder + RGB to float, no model   {ours_decode:7.1f} frames/s  {ours_decode / plain:.2f}x plain")
+    print(f"  our shared loader, three transforms    {ours_prepared:7.1f} frames/s  {ours_prepared / plain:.2f}x plain")
+
+
+if __name__ == "__main__":
+    main()
