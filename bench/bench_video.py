@@ -12,9 +12,10 @@ matters), without re-encoding.
 One run, side by side on the same trailers:
   separate   extract_slowfast.py, extract_mvit.py, extract_r2p1d.py one after another
   shared     extract_video.py --models slowfast,mvit,r2p1d: one decode per trailer
-Each is timed as a process (alternating, --end-to-end-repeats times), with the peak memory of its whole process tree (the
-script and its decoding workers, sampled every 50 ms). Frames decoded per trailer
-are counted by the same loader the scripts use. Then, in this process, decode-only
+Each is timed as a process (the two alternating, --end-to-end-repeats times), with the
+peak memory of its whole process tree (the script and its decoding workers,
+proportional set size, sampled every 100 ms). Frames decoded per trailer are counted
+by the same loader the scripts use. Then, in this process, decode-only
 speed (medians over --repeats): a plain PyAV loop decoding the same 320 frames to
 RGB, our decoder on them with no model transform, and our shared loader with the
 three models' per-frame transforms.
@@ -82,14 +83,15 @@ def build_trailers(root: Path, count: int, loops: int) -> Path:
     return folder
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of `pid` and all its descendants."""
+def _tree_pss(pid: int) -> int:
+    """Proportional set size of `pid` and all its descendants: memory shared between the
+    script and its workers (libraries, tensors in shared memory) is counted once."""
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += int(next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:"))) * 1024
             for task in Path(f"/proc/{current}/task").iterdir():
                 stack.extend(int(child) for child in (task / "children").read_text().split())
         except (OSError, StopIteration):
@@ -108,8 +110,8 @@ def timed_script(script: str, *args: object) -> tuple[float, int]:
 
     def sample() -> None:
         nonlocal peak
-        while not sampler_done.wait(0.05):
-            peak = max(peak, _tree_rss(process.pid))
+        while not sampler_done.wait(0.1):
+            peak = max(peak, _tree_pss(process.pid))
 
     sampler = threading.Thread(target=sample)
     sampler.start()
