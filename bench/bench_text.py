@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path)
     args = parser.parse_args()
 
+    import sentence_transformers  # noqa: F401 - imported before any timing, for every contender
     import torch
 
     texts = plots(args.texts)

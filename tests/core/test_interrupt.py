@@ -16,7 +16,7 @@ from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vect
                                    extractor_store, finish, json_files, run, signal_group, snapshot, start,
                                    summaries, table_name, temporary_files, wait_for)
 
-STOP_SECONDS = 10  # generous for a loaded two-core machine; it takes about one batch
+STOP_SECONDS = 20  # "a few seconds" is about one batch; generous for a loaded two-core machine
 
 
 @pytest.mark.parametrize("extractor, signum", [*((e, signal.SIGINT) for e in EXTRACTORS), (TEXT, signal.SIGTERM)],
