@@ -1,4 +1,4 @@
-"""Plot embeddings with minilm, mpnet and clip-text (see README: Text)."""
+"""Plot embeddings with minilm, mpnet and clip-text (see docs/text.md)."""
 
 import sys
 

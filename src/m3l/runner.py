@@ -9,7 +9,6 @@ a failing batch is retried one sample at a time and only the culprit is logged.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,7 +174,7 @@ class Plan:
 
 
 class Recorder:
-    """The driver's end of a run: outcomes and warnings into each model's store, progress, timing."""
+    """The driver's end of a run: outcomes and warnings into each model's store, and progress."""
 
     def __init__(self, stores: dict[str, FeatureStore], plan: Plan,
                  progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
@@ -199,10 +198,6 @@ class Recorder:
                 store.fail(movie_id, describe(error))
         self.ticks[folder]()
 
-    def finish(self, started: float) -> None:
-        for store in self.stores.values():
-            store.summary.seconds = time.perf_counter() - started
-
 
 def load_encoders(encoders: Iterable[Encoder]) -> None:
     """Load every encoder's weights; a failure is the user's to fix (a broken or partial store)."""
@@ -217,7 +212,6 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
         stores: dict[str, FeatureStore], batch_size: int, workers: int,
         progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
     """Compute every pending (item, encoder) pair and write it to that encoder's store."""
-    started = time.perf_counter()
     plan = Plan.of(items, encoders, stores)
     stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers, batch_size)
     recorder = Recorder(stores, plan, progress)
@@ -229,4 +223,3 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
         feed(batchers, movie_id, prepared)
     for batcher in batchers.values():
         batcher.flush()
-    recorder.finish(started)

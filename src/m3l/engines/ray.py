@@ -19,7 +19,6 @@ import copy
 import logging
 import math
 import pickle
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -87,7 +86,6 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
     1 to `workers` inference actors each hold all the encoders, with `gpus_per_worker`
     GPUs each (0: on CPU).
     """
-    started = time.perf_counter()
     plan = Plan.of(items, encoders, stores)
     recorder = Recorder(stores, plan, progress)
     if plan.todo:
@@ -103,7 +101,6 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
         for movie_id, folders in remaining.items():
             for folder in folders:
                 recorder(folder, movie_id, Failure(LOST))
-    recorder.finish(started)
 
 
 def connect(address: str | None) -> None:
