@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 status=0 passed=0 failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+count() { grep -oE "[0-9]+ $1" <<<"$summary" | awk '{n += $1} END {print n + 0}'; }
 for modality in "$@"; do
   dirs="tests/$modality"
   [ "$modality" = text ] && dirs="tests/core $dirs"
@@ -13,8 +14,8 @@ for modality in "$@"; do
   .venvs/"$modality"/bin/python -m pytest -q $dirs 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   summary=$(tail -n 1 "$log")
-  passed=$((passed + $(grep -o '[0-9]* passed' <<<"$summary" | grep -o '[0-9]*' || echo 0)))
-  failed=$((failed + $(grep -o '[0-9]* \(failed\|error\)' <<<"$summary" | grep -o '[0-9]*' | paste -sd+ | bc 2>/dev/null || echo 0)))
+  passed=$((passed + $(count passed)))
+  failed=$((failed + $(count '(failed|errors?)')))
 done
 echo "all: $passed passed, $failed failed"
 exit $status
