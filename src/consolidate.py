@@ -5,25 +5,27 @@ import sys
 from pathlib import Path
 
 from m3l import models
+from m3l.errors import UserError, exit_code
 from m3l.feature_store import consolidate, model_lock
+
+
+def consolidate_all(output: Path) -> None:
+    if not output.is_dir():
+        raise UserError(f"output folder not found: {output}")
+    found = [info for info in models.MODELS.values() if (output / info.folder).is_dir()]
+    if not found:
+        raise UserError(f"no model folder under {output}")
+    for info in found:
+        with model_lock(output, info):  # waits for a run writing this model to finish
+            parquet, h5 = consolidate(output, info)
+        print(f"{info.folder}: {parquet.name}, {h5.name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("features"), help="output root (default: features)")
     args = parser.parse_args(argv)
-    if not args.output.is_dir():
-        print(f"error: output folder not found: {args.output}", file=sys.stderr)
-        return 2
-    found = [info for info in models.MODELS.values() if (args.output / info.folder).is_dir()]
-    if not found:
-        print(f"error: no model folder under {args.output}", file=sys.stderr)
-        return 2
-    for info in found:
-        with model_lock(args.output, info):  # waits for a run writing this model to finish
-            parquet, h5 = consolidate(args.output, info)
-        print(f"{info.folder}: {parquet.name}, {h5.name}")
-    return 0
+    return exit_code(lambda: consolidate_all(args.output))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from m3l import models
-from m3l.errors import UserError
+from m3l.errors import exit_code
 from m3l.model_store import ModelStore
 
 MODALITIES = ("text", "image", "audio", "video")
@@ -18,16 +18,16 @@ def main(argv: list[str] | None = None, modalities: tuple[str, ...] = MODALITIES
     args = parser.parse_args(argv)
     wanted = modalities if args.modality == "all" else (args.modality,)
     store = ModelStore(args.models_dir)
-    fill = f"python src/download_models.py --modality {args.modality} --models-dir {args.models_dir}"
-    try:
+    named = wanted[0] if len(wanted) == 1 else "all"
+    fill = f"python src/download_models.py --modality {named} --models-dir {args.models_dir}"
+
+    def download() -> None:
         for info in models.MODELS.values():
             if info.modality in wanted:
                 for path in store.require(info.files, fill):
                     print(f"{info.name}: {path}")
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code(download)
 
 
 if __name__ == "__main__":
