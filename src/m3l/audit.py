@@ -23,7 +23,6 @@ from m3l.features import (NO_LOG_ENTRY, canonical_id, consolidated_paths, found_
                           missing_reasons, read_log)
 from m3l.models import ModelInfo
 
-ZERO_ALLOWED = {"audio_vggish"}  # RECIPES.md: all zeros when a soundtrack has no complete 0.96 s example
 SHOWN = 5  # ids shown per finding
 
 
@@ -114,7 +113,7 @@ def _audit_json(audit: ModelAudit, folder: Path) -> tuple[dict[str, np.ndarray],
             audit.flag(problem, [file.name])
             damaged.add(canonical_id(file.stem))
             continue
-        if not vector.any() and audit.info.folder not in ZERO_ALLOWED:
+        if not vector.any() and not audit.info.zero_vectors_ok:
             audit.flag("all-zero vectors", [file.name])
         vectors[canonical_id(file.stem)] = vector
     return vectors, damaged

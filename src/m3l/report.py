@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.feature_store import atomic_write_bytes
+from m3l.feature_store import OutputError, atomic_write_bytes
 from m3l.features import (CatalogueIds, ModelSummary, choose_source, expected_ids, found_models, load_features,
                           missing_reasons, read_log, summarize)
 from m3l.models import ModelInfo
@@ -45,25 +45,26 @@ class VectorStats:
     zero: int
     identical: bool  # every finite vector equals the first
     spread: float  # RMS distance to the centroid / RMS norm, of the finite vectors
+    zero_ok: bool = False  # the model's recipe yields zero vectors: they are no problem
 
     @classmethod
-    def of(cls, matrix: np.ndarray) -> VectorStats:
+    def of(cls, matrix: np.ndarray, zero_ok: bool = False) -> VectorStats:
         finite = matrix[np.isfinite(matrix).all(axis=1)]
         if not len(finite):
-            return cls(np.zeros(0), len(matrix), 0, False, 0.0)
+            return cls(np.zeros(0), len(matrix), 0, False, 0.0, zero_ok)
         norms = np.linalg.norm(finite, axis=1).astype(np.float64)
         distances = np.linalg.norm(finite - finite.mean(axis=0, dtype=np.float64).astype(finite.dtype), axis=1)
         rms_norm = np.sqrt(np.mean(norms**2))
         spread = float(np.sqrt(np.mean(distances.astype(np.float64) ** 2)) / rms_norm) if rms_norm else 0.0
         return cls(norms, len(matrix) - len(finite), int(np.sum(norms == 0)), bool((finite == finite[0]).all()),
-                   spread)
+                   spread, zero_ok)
 
     def problems(self) -> list[str]:
         found = []
         total = len(self.norms) + self.non_finite
         if self.non_finite:
             found.append(f"NaN or Inf in {self.non_finite} of {total} vectors")
-        if self.zero:
+        if self.zero and not self.zero_ok:
             found.append(f"all zeros: {self.zero} of {total} vectors")
         if self.identical and len(self.norms) > 1:
             found.append(f"all {len(self.norms)} vectors are identical")
@@ -137,7 +138,7 @@ class ModelReport:
         ids, matrix = load_features(output, info, source)
         have = set(ids)
         missing = [i for i in expected_ids(output, info, ids, catalogue) if i not in have]
-        stats = VectorStats.of(matrix)
+        stats = VectorStats.of(matrix, info.zero_vectors_ok)
         return cls(info, summarize(output, info, ids, catalogue, source), stats,
                    missing_reasons(read_log(output, info), missing), scatter_png(info, matrix, stats.problems()))
 
@@ -226,5 +227,9 @@ def write_report(output: Path, html_path: Path | None = None,
     catalogue = catalogue_ids(catalogue_inputs) if catalogue_inputs else None
     reports = [ModelReport.of(Path(output), info, catalogue) for info in infos]
     html_path = Path(html_path or Path(output) / "report.html")
+    try:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(html_path.parent, error) from None
     atomic_write_bytes(html_path, render(Path(output), reports, catalogue_inputs).encode("utf-8"))
     return html_path

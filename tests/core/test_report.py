@@ -140,3 +140,21 @@ def test_models_without_vectors_or_with_one(tmp_path):
     assert "0/1 (0.0%)" in mpnet and "no vectors" in mpnet and "<td class=num colspan=3>–</td>" in mpnet
     assert "<span class=ok>ok</span>" in summary_row(page, "slowfast")
     assert "<td>empty or missing plot</td><td class=num>1</td><td class=ids>9</td>" in page
+
+
+def test_zero_vectors_are_healthy_where_the_recipe_makes_them(tmp_path):
+    vectors = random_vectors("vggish", ["1", "2", "3"])
+    vectors["4"] = np.zeros(128, np.float32)  # a soundtrack without one complete VGGish example
+    write_features(tmp_path, "vggish", vectors)
+    write_features(tmp_path, "whisper", {**random_vectors("whisper", ["1", "2"]), "3": np.zeros(512, np.float32)})
+    page = write_report(tmp_path).read_text()
+    assert "<span class=ok>ok</span>" in summary_row(page, "vggish")
+    assert "all zeros: 1 of 3 vectors" in summary_row(page, "whisper")
+
+
+def test_html_in_a_missing_folder_is_created(tmp_path):
+    write_features(tmp_path, "slowfast", random_vectors("slowfast", ["1"]))
+    html_path = tmp_path / "reports" / "today" / "x.html"
+    result = run_script("report.py", "--output", tmp_path, "--html", html_path)
+    assert result.returncode == 0, result.stderr
+    assert "<html" in html_path.read_text()

@@ -23,6 +23,7 @@ class ModelInfo:
     files: tuple[StoreEntry, ...]
     encoder: str  # "module:Class" implementing m3l.models.base.Encoder
     decimals: int | None = None  # rounding of the JSON values (audio: 6)
+    zero_vectors_ok: bool = False  # the recipe yields all-zero vectors for some inputs (docs/recipes.md)
 
     @property
     def consolidated_name(self) -> str:
@@ -62,7 +63,7 @@ MODELS: dict[str, ModelInfo] = {
         ModelInfo("vggish", "audio_vggish", "audio", 128,
                   (_url("torchvggish/vggish-10086976.pth", f"{_VGGISH}/vggish-10086976.pth"),
                    _url("torchvggish/vggish_pca_params-970ea276.pth", f"{_VGGISH}/vggish_pca_params-970ea276.pth")),
-                  "m3l.models.vggish:VGGishEncoder", decimals=6),
+                  "m3l.models.vggish:VGGishEncoder", decimals=6, zero_vectors_ok=True),
         ModelInfo("slowfast", "slowfast", "video", 2304,
                   (_url("pytorchvideo/SLOWFAST_8x8_R50.pyth", f"{_PYTORCHVIDEO}/SLOWFAST_8x8_R50.pyth"),),
                   "m3l.models.video:SlowFastEncoder"),
