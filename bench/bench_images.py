@@ -54,13 +54,22 @@ def make_posters(folder: Path, count: int) -> Path:
     return folder
 
 
-def build_store(root: Path) -> Path:
-    """Random weights in the real architectures, in the store's formats (the tests' tiny ones, enlarged)."""
-    from tests.image.conftest import add_clip_as_published, add_vgg, add_vit
+def build_store(root: Path, names: list[str], tiny: bool) -> Path:
+    """Random weights for `names` in the store's formats: the tests' tiny models, enlarged to the
+    real architectures unless `tiny`."""
+    from tests.image.conftest import add_vgg, add_vit
+    from tests.stores import add_clip
 
-    add_vgg(root)
-    _enlarge_vit(add_vit(root))
-    _enlarge_clip_vision(add_clip_as_published(root) / "0_CLIPModel")
+    if "vgg" in names:
+        add_vgg(root)
+    if "vit" in names:
+        vit = add_vit(root)
+        if not tiny:
+            _enlarge_vit(vit)
+    if "clip-image" in names:
+        clip = add_clip(root)
+        if not tiny:
+            _enlarge_clip_vision(clip / "0_CLIPModel")
     return root
 
 
@@ -146,13 +155,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-loop", action="store_true", help="leave out the one-at-a-time loop")
+    parser.add_argument("--tiny-models", action="store_true",
+                        help="keep the tests' small random models (a quick check that the benchmark runs)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        store = args.models_dir or build_store(tmp / "models")
+        names = args.models.split(",")
+        store = args.models_dir or build_store(tmp / "models", names, args.tiny_models)
         posters = make_posters(tmp / "posters", args.posters)
-        encoders = load_encoders(store, args.models.split(","))
+        encoders = load_encoders(store, names)
         tensors = {e.info.folder: [e.preprocess(read_poster(f))[0] for f in sorted(posters.iterdir())]
                    for e in encoders}
         times: dict[str, list[float]] = {"end to end": [], "bare forward": [], "one at a time": []}

@@ -169,13 +169,27 @@ def rate(run, repeats: int) -> float:
     return statistics.median(speeds)
 
 
+def end_to_end(root: Path, trailers: Path, workers: int, repeats: int) -> tuple[tuple[float, int], tuple[float, int]]:
+    """Median seconds and peak memory of the three single scripts together, then of extract_video.py."""
+    store = build_store(root)
+    common = ["--trailers", trailers, "--models-dir", store, "--workers", workers, "--no-consolidate"]
+    separate_runs, shared_runs = [], []
+    for repeat in range(repeats):  # alternated, so that a busy machine hits both alike
+        runs = [timed_script(f"extract_{name}.py", *common, "--output", root / f"separate{repeat}")
+                for name in MODELS]
+        separate_runs.append((sum(s for s, _ in runs), max(p for _, p in runs)))
+        shared_runs.append(timed_script("extract_video.py", *common, "--output", root / f"shared{repeat}"))
+    return ((statistics.median(s for s, _ in separate_runs), max(p for _, p in separate_runs)),
+            (statistics.median(s for s, _ in shared_runs), max(p for _, p in shared_runs)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trailers", type=int, default=2)
     parser.add_argument("--loops", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="decode-only repeats")
-    parser.add_argument("--end-to-end-repeats", type=int, default=1)
+    parser.add_argument("--end-to-end-repeats", type=int, default=1, help="0 leaves out the end-to-end runs")
     args = parser.parse_args()
 
     import torch
@@ -183,20 +197,9 @@ def main() -> None:
     torch.set_num_threads(1)  # as in a loader worker
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        store, trailers = build_store(root), build_trailers(root, args.trailers, args.loops)
+        trailers = build_trailers(root, args.trailers, args.loops)
         trailer = trailers / "1.mp4"
-        common = ["--trailers", trailers, "--models-dir", store, "--workers", args.workers, "--no-consolidate"]
-
-        separate_runs, shared_runs = [], []
-        for repeat in range(args.end_to_end_repeats):  # alternated, so that a busy machine hits both alike
-            runs = [timed_script(f"extract_{name}.py", *common, "--output", root / f"separate{repeat}")
-                    for name in MODELS]
-            separate_runs.append((sum(s for s, _ in runs), max(p for _, p in runs)))
-            shared_runs.append(timed_script("extract_video.py", *common, "--output", root / f"shared{repeat}"))
-        separate_seconds = statistics.median(s for s, _ in separate_runs)
-        separate_peak = max(p for _, p in separate_runs)
-        shared = (statistics.median(s for s, _ in shared_runs), max(p for _, p in shared_runs))
-
+        whole = end_to_end(root, trailers, args.workers, args.end_to_end_repeats) if args.end_to_end_repeats else None
         per_model = {name: frames_decoded(trailer, [name]) for name in MODELS}
         shared_frames = frames_decoded(trailer, MODELS)
         original_frames = 3 * frames_up_to_30s(trailer)
@@ -214,11 +217,13 @@ def main() -> None:
     print(f"  separate: {' + '.join(f'{name} {n}' for name, n in per_model.items())} = {sum(per_model.values()):6d}")
     print(f"  shared: extract_video.py              {shared_frames:6d}   "
           f"{shared_frames / sum(per_model.values()):.2f} of separate, {shared_frames / original_frames:.2f} of original")
-    print(f"end to end, median of {args.end_to_end_repeats} (model inference on CPU dominates)")
-    print(f"  separate  {separate_seconds:7.1f} s  {args.trailers / separate_seconds:.4f} trailers/s  "
-          f"peak memory {separate_peak / 2**30:.2f} GiB")
-    print(f"  shared    {shared[0]:7.1f} s  {args.trailers / shared[0]:.4f} trailers/s  "
-          f"peak memory {shared[1] / 2**30:.2f} GiB   speed-up {separate_seconds / shared[0]:.2f}x")
+    if whole:
+        (separate_seconds, separate_peak), shared = whole
+        print(f"end to end, median of {args.end_to_end_repeats} (model inference on CPU dominates)")
+        print(f"  separate  {separate_seconds:7.1f} s  {args.trailers / separate_seconds:.4f} trailers/s  "
+              f"peak memory {separate_peak / 2**30:.2f} GiB")
+        print(f"  shared    {shared[0]:7.1f} s  {args.trailers / shared[0]:.4f} trailers/s  "
+              f"peak memory {shared[1] / 2**30:.2f} GiB   speed-up {separate_seconds / shared[0]:.2f}x")
     print(f"decode only, {shared_frames} frames, one thread (median of {args.repeats})")
     print(f"  plain PyAV loop to RGB                 {plain:7.1f} frames/s")
     print(f"  our decoder + RGB to float, no model   {ours_decode:7.1f} frames/s  {ours_decode / plain:.2f}x plain")

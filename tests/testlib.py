@@ -6,18 +6,54 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 DATA = REPO / "data"
+BENCH = REPO / "bench"
+
+# Each benchmark, the venv whose test folder runs it, and the smallest arguments that take it
+# through every contender in seconds.
+QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
+    "bench_text.py": ("text", ["--texts", "4", "--repeats", "1"]),
+    "load_features.py": ("text", ["--items", "5", "--repeats", "1"]),
+    "bench_images.py": ("image", ["--posters", "2", "--models", "clip-image,vit", "--tiny-models", "--repeats", "1",
+                                  "--workers", "0", "--batch-size", "2"]),
+    "bench_audio.py": ("audio", ["--trailers", "1", "--seconds", "2", "--repeats", "1", "--workers", "0"]),
+    "bench_video.py": ("video", ["--trailers", "1", "--loops", "1", "--repeats", "1", "--end-to-end-repeats", "0"]),
+}
+
+# Benchmarks whose smallest run takes minutes (Ray's start-up and actors): their tests import them
+# and parse their options only.
+OPTIONS_ONLY_BENCHMARKS = ("bench_ray.py",)
 
 
 def run_script(script: str, *args: object, env: dict[str, str] | None = None,
                timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `src/<script>` with this venv's Python, offline, and capture its output."""
+    return run_offline(SRC / script, args, env, timeout)
+
+
+def quick_benchmarks(venv: str) -> list[str]:
+    return [script for script, (used, _) in QUICK_BENCHMARKS.items() if used == venv]
+
+
+def run_quick_benchmark(script: str, timeout: float = 300) -> str:
+    """Run `bench/<script>` with its QUICK_BENCHMARKS arguments and this venv's Python, offline; check
+    that it finished and printed its medians, and return what it printed."""
+    result = run_offline(BENCH / script, QUICK_BENCHMARKS[script][1], None, timeout)
+    assert result.returncode == 0, result.stderr
+    assert "median of 1" in result.stdout, result.stdout
+    return result.stdout
+
+
+def run_offline(path: Path, args: Iterable[object], env: dict[str, str] | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the script at `path` with this venv's Python, offline, and capture its output."""
     full_env = {**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(SRC / script), *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, str(path), *map(str, args)], capture_output=True, text=True,
                           env=full_env, cwd=REPO, timeout=timeout)
 
 
