@@ -71,10 +71,11 @@ def _byte_level_alphabet() -> list[str]:
     return [chr(c) for c in printable] + [chr(256 + i) for i in range(len(extra))]
 
 
-def add_clip(store: Path, seed: int = 0) -> Path:
+def add_clip(store: Path, seed: int = 0, model_max_length: int | None = 77) -> Path:
     """A random two-tower CLIP (512-d projection) in the clip-ViT-B-32 folder layout.
 
     As published: the legacy `preprocessor_config.json` (CLIPFeatureExtractor), no `processor_config.json`.
+    `model_max_length=None` leaves the key out of the tokenizer config.
     """
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
@@ -88,7 +89,8 @@ def add_clip(store: Path, seed: int = 0) -> Path:
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     (module_dir / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
     (module_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    tokenizer = CLIPTokenizer(str(module_dir / "vocab.json"), str(module_dir / "merges.txt"), model_max_length=77)
+    tokenizer = CLIPTokenizer(str(module_dir / "vocab.json"), str(module_dir / "merges.txt"),
+                              model_max_length=model_max_length or 77)
     torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
@@ -101,6 +103,10 @@ def add_clip(store: Path, seed: int = 0) -> Path:
     CLIPModel(config).eval().save_pretrained(module_dir)
     CLIPProcessor(image_processor=CLIPImageProcessor(), tokenizer=tokenizer).save_pretrained(module_dir)
     (module_dir / "processor_config.json").unlink(missing_ok=True)
+    if model_max_length is None:
+        tokenizer_config = json.loads((module_dir / "tokenizer_config.json").read_text())
+        tokenizer_config.pop("model_max_length", None)
+        (module_dir / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
     (module_dir / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
     (target / "modules.json").write_text(json.dumps(_CLIP_MODULES, indent=2))
     return target

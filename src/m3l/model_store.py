@@ -1,56 +1,106 @@
 """The offline model store: every model's files exactly as their publisher ships them.
 
 Loading always looks in the store first and then never touches the network. A
-missing entry is downloaded when its host is reachable; otherwise the run stops
-with the missing path and the command that fills the store.
+missing entry is downloaded unless an offline flag is set; a download that cannot
+reach its source stops the run with one line naming the source, the reason and the
+command that fills the store elsewhere.
+
+Each downloaded entry gets `<entry>.MANIFEST.json` beside it: where it came from, the
+commit the hub resolved, and every file's size and SHA-256. Downloads stage into
+`.<name>.partial` beside the entry under a per-entry lock, so an interrupted
+download resumes there and two first runs download once.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import http.client
+import json
 import os
 import re
 import shutil
-import socket
-import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from m3l.errors import UserError
 
-HF_HOST = "huggingface.co"
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.\w+$")
+_URL_ATTEMPTS = 4
+MANIFEST_SUFFIX = ".MANIFEST.json"
 
 
 @dataclass(frozen=True)
 class StoreEntry:
     """One file or folder of the store: `path` relative to the store root.
 
-    Exactly one source: `repo_id` (a Hugging Face repository, stored as a folder) or
-    `url` (a single file; a hex hash in its name is checked as a SHA-256 prefix).
+    Exactly one source: `repo_id` (a Hugging Face repository at `revision`, only the
+    files matching `allow_patterns`, stored as a folder) or `url` (a single file; a
+    hex hash in its name is checked as a SHA-256 prefix).
     """
 
     path: str
     repo_id: str | None = None
     url: str | None = None
+    revision: str = "main"
+    allow_patterns: tuple[str, ...] = ()
 
     @property
-    def host(self) -> str:
-        return HF_HOST if self.repo_id else urlparse(self.url or "").hostname or ""
+    def source(self) -> str:
+        return f"{self.repo_id}@{self.revision}" if self.repo_id else self.url or ""
 
 
 def offline() -> bool:
-    return any(os.environ.get(flag, "") not in ("", "0") for flag in ("M3L_OFFLINE", "HF_HUB_OFFLINE"))
+    """M3L_OFFLINE, or the hub's own flags read now with huggingface_hub's parsing (1, ON, YES, TRUE)."""
+    from huggingface_hub.constants import _is_true
+
+    hub_flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return _is_true(os.environ.get("M3L_OFFLINE")) or _is_true(hub_flag)
 
 
-def reachable(host: str, timeout: float = 3.0) -> bool:
-    if offline():
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+def timeout() -> float:
+    """Seconds a download waits for the server: HF_HUB_DOWNLOAD_TIMEOUT, for hub and plain URLs alike."""
+    return float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT") or 10)
+
+
+def mirrored(url: str) -> str:
+    """`url` as fetched: `<M3L_DOWNLOAD_MIRROR>/<host>/<path>` when a mirror is set."""
+    mirror = os.environ.get("M3L_DOWNLOAD_MIRROR", "").rstrip("/")
+    if not mirror:
+        return url
+    parsed = urlparse(url)
+    return f"{mirror}/{parsed.hostname}{parsed.path}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files_of(path: Path, name: str | None = None) -> dict[str, Path]:
+    """A folder's files by relative path; a file entry's one file by `name` (default: its own)."""
+    if path.is_file():
+        return {name or path.name: path}
+    return {str(file.relative_to(path)): file for file in sorted(path.rglob("*")) if file.is_file()}
+
+
+def file_table(path: Path, name: str | None = None) -> dict[str, dict[str, object]]:
+    """Size and SHA-256 of every file of an entry (a folder's files by relative path)."""
+    return {key: {"size": file.stat().st_size, "sha256": sha256_of(file)} for key, file in _files_of(path, name).items()}
+
+
+def digest_of(files: dict[str, dict[str, object]]) -> str:
+    """One SHA-256 naming an entry's content: its files' names and hashes, wherever they came from."""
+    lines = "".join(f"{name}\t{info['sha256']}\n" for name, info in sorted(files.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 class ModelStore:
@@ -60,37 +110,162 @@ class ModelStore:
     def path(self, entry: StoreEntry) -> Path:
         return self.root / entry.path
 
+    def manifest_path(self, entry: StoreEntry) -> Path:
+        return self.root / (entry.path + MANIFEST_SUFFIX)
+
+    def manifest(self, entry: StoreEntry) -> dict | None:
+        path = self.manifest_path(entry)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def digest(self, entry: StoreEntry) -> str:
+        """The entry's content digest: from its manifest, or by hashing its files when it has none."""
+        manifest = self.manifest(entry)
+        return digest_of(manifest["files"] if manifest else file_table(self.path(entry)))
+
+    def check(self, entry: StoreEntry) -> list[str]:
+        """One line per way the entry on disk differs from its manifest (none for an entry not in the store)."""
+        path = self.path(entry)
+        if not path.exists():
+            return []
+        manifest = self.manifest(entry)
+        if manifest is None:
+            return [f"{path}: no manifest ({self.manifest_path(entry).name}); its files cannot be checked"]
+        expected, actual = manifest["files"], _files_of(path)
+        problems = [f"{path / name}: missing" for name in expected if name not in actual]
+        problems += [f"{file}: not in the manifest" for name, file in actual.items() if name not in expected]
+        for name, file in actual.items():
+            if name in expected:
+                size, sha256 = file.stat().st_size, sha256_of(file)
+                if size != expected[name]["size"] or sha256 != expected[name]["sha256"]:
+                    problems.append(f"{file}: SHA-256 {sha256} ({size} bytes), manifest says "
+                                    f"{expected[name]['sha256']} ({expected[name]['size']} bytes)")
+        return problems
+
     def missing(self, entries: tuple[StoreEntry, ...]) -> list[StoreEntry]:
         return [entry for entry in entries if not self.path(entry).exists()]
 
     def require(self, entries: tuple[StoreEntry, ...], fill_command: str) -> list[Path]:
-        """Paths of `entries`, downloading the missing ones when their host is reachable."""
+        """Paths of `entries`, downloading the missing ones unless offline."""
         for entry in self.missing(entries):
-            if entry.host and not reachable(entry.host):  # no host: a local file:// source
+            if offline():
                 raise UserError(
-                    f"model files missing from the store: {self.path(entry)} and {entry.host} is not "
-                    f"reachable; fill the store on a machine with internet ({fill_command}) and copy it here"
+                    f"model files missing from the store: {self.path(entry)} and downloads are off (offline "
+                    f"flag set); fill the store on a machine with internet ({fill_command}) and copy it here"
                 )
-            self.download(entry)
+            self.download(entry, fill_command)
         return [self.path(entry) for entry in entries]
 
-    def download(self, entry: StoreEntry) -> Path:
-        """Fetch one entry into a temporary name beside its final place, then rename it."""
+    def download(self, entry: StoreEntry, fill_command: str = "python src/download_models.py") -> Path:
+        """Fetch one entry into `.<name>.partial` beside its place, record its manifest, rename it into place."""
         target = self.path(entry)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            if entry.repo_id:
-                from huggingface_hub import snapshot_download
-
-                snapshot_download(entry.repo_id, local_dir=staging / target.name)
-            else:
-                from torch.hub import download_url_to_file
-
-                match = _HASH_IN_NAME.search(target.name)
-                download_url_to_file(entry.url, str(staging / target.name),
-                                     hash_prefix=match.group(1) if match else None, progress=True)
-            os.replace(staging / target.name, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with self._lock(entry):
+            if target.exists():  # another process finished it while this one waited
+                return target
+            staging = target.with_name(f".{target.name}.partial")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_leftovers(target, keep=staging)
+            try:
+                manifest = self._fetch_hub(entry, staging) if entry.repo_id else self._fetch_url(entry, staging)
+            except UserError:
+                raise
+            except (OSError, http.client.HTTPException, ValueError) as error:
+                raise UserError(f"downloading {entry.source} failed: {_one_line(error)}; retry (finished files "
+                                f"are kept), or fill the store elsewhere ({fill_command}) and copy it here") from None
+            manifest["files"] = file_table(staging, target.name)
+            _write_json(self.manifest_path(entry), manifest)
+            os.replace(staging, target)
         return target
+
+    @contextmanager
+    def _lock(self, entry: StoreEntry) -> Iterator[None]:
+        """flock on `<root>/.locks/<entry>.lock`: one process downloads an entry, the others wait for it."""
+        lock = self.root / ".locks" / f"{entry.path}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    @staticmethod
+    def _remove_leftovers(target: Path, keep: Path) -> None:
+        """Hidden temporaries of this entry left by a killed download (the resumable staging stays)."""
+        for leftover in target.parent.glob(f".{target.name}.*"):
+            if leftover != keep:
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+    def _fetch_hub(self, entry: StoreEntry, staging: Path) -> dict:
+        """snapshot_download at the commit the revision resolves to; HF resumes files cut mid-way."""
+        import httpx2
+        from huggingface_hub import HfApi, constants, snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError
+
+        assert entry.repo_id
+        api = HfApi()
+        try:
+            commit = api.model_info(entry.repo_id, revision=entry.revision, timeout=timeout()).sha
+            snapshot_download(entry.repo_id, revision=commit, local_dir=staging,
+                              allow_patterns=list(entry.allow_patterns) or None, etag_timeout=timeout())
+        except HfHubHTTPError as error:
+            raise UserError(f"downloading {entry.source} from {api.endpoint} failed: {_one_line(error)}") from None
+        except httpx2.TransportError as error:
+            raise UserError(f"cannot reach {api.endpoint} for {entry.source}: {_one_line(error)} "
+                            f"(set HF_ENDPOINT or HTTPS_PROXY if the hub is reached another way)") from None
+        shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download bookkeeping
+        return {"source": f"{constants.ENDPOINT}/{entry.repo_id}", "repo_id": entry.repo_id,
+                "revision": entry.revision, "commit": commit, "fetched_from": api.endpoint}
+
+    def _fetch_url(self, entry: StoreEntry, staging: Path) -> dict:
+        """GET the file, resuming with HTTP Range after a cut; check a hash prefix in its name."""
+        assert entry.url
+        url = mirrored(entry.url)
+        for attempt in range(_URL_ATTEMPTS):
+            try:
+                if _fetch_range(url, staging):
+                    break
+            except (http.client.IncompleteRead, ConnectionError, TimeoutError) as error:
+                if attempt == _URL_ATTEMPTS - 1:
+                    raise UserError(f"downloading {url} failed after {_URL_ATTEMPTS} attempts: "
+                                    f"{_one_line(error)}") from None
+            except urllib.error.URLError as error:
+                raise UserError(f"cannot download {url}: {_one_line(error)}") from None
+        else:
+            raise UserError(f"downloading {url} kept stopping short after {_URL_ATTEMPTS} attempts")
+        match = _HASH_IN_NAME.search(Path(entry.path).name)
+        if match and not sha256_of(staging).startswith(match.group(1)):
+            staging.unlink()
+            raise UserError(f"{url} does not match the hash in its name ({match.group(1)}): corrupt or "
+                            f"wrong file, not kept")
+        return {"source": entry.url, "revision": None, "commit": None, "fetched_from": url}
+
+
+def _fetch_range(url: str, partial: Path) -> bool:
+    """Append the rest of `url` to `partial`; True when the file is whole.
+
+    A fresh opener per call reads HTTPS_PROXY/NO_PROXY from the environment now.
+    """
+    have = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        response = urllib.request.build_opener().open(request, timeout=timeout())
+    except urllib.error.HTTPError as error:
+        if error.code != 416 or not have:  # 416: nothing after `have`; start over, the hash decides
+            raise
+        partial.unlink()
+        return False
+    with response:
+        resumed = response.status == 206
+        length = response.headers.get("Content-Length")
+        total = (have if resumed else 0) + int(length) if length is not None else None
+        with partial.open("ab" if resumed else "wb") as handle:
+            shutil.copyfileobj(response, handle, 1 << 20)
+    return total is None or partial.stat().st_size == total
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) < 300 else text[:297] + "..."

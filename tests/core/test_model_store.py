@@ -1,38 +1,266 @@
-"""Model store: downloads land whole under their final name, hashes in file names are checked."""
+"""Model store: downloads from a hub of our own (tests.hub) through HF_ENDPOINT, a mirror and a proxy;
+only the allowed files, manifests, resuming, locking, one-line failures, offline flags, --check."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
+from m3l import models
 from m3l.errors import UserError
-from m3l.model_store import ModelStore, StoreEntry
+from m3l.model_store import ModelStore, StoreEntry, offline
+from tests.hub import Hub, read_folder
+from tests.stores import add_clip
+from tests.testlib import SRC, run_script
+
+CLIP = "sentence-transformers/clip-ViT-B-32"
+# Published beside the files the model table allows: copies no loader reads.
+UNUSED = {"tf_model.h5": b"tf" * 50, "onnx/model.onnx": b"onnx" * 50, "0_CLIPModel/flax_model.msgpack": b"f" * 99,
+          "README.md": b"# clip"}
+WEIGHTS = "0_CLIPModel/model.safetensors"
+# The published folder's second weight format: allowed, and past huggingface_hub's 10 MiB download chunk so a
+# cut halfway leaves whole chunks to resume after.
+BIN = "0_CLIPModel/pytorch_model.bin"
+VGG_URL = "https://download.pytorch.org/models/vgg16-{}.pth"
 
 
-def published_file(tmp_path, payload: bytes = b"weights" * 1000):
-    source = tmp_path / "published.pth"
-    source.write_bytes(payload)
-    return source, hashlib.sha256(payload).hexdigest()[:8]
+@pytest.fixture(scope="module")
+def clip_repo(tmp_path_factory) -> dict[str, bytes]:
+    """The tiny CLIP folder as a hub repository, its tokenizer config without model_max_length."""
+    folder = add_clip(tmp_path_factory.mktemp("published"), model_max_length=None)
+    return {**read_folder(folder), **UNUSED, BIN: bytes(range(256)) * (84 * 1024)}
 
 
-def test_download_checks_the_hash_in_the_file_name_and_renames_into_place(tmp_path):
-    source, digest = published_file(tmp_path)
-    store = ModelStore(tmp_path / "models")
-    entry = StoreEntry(f"torchvision/vgg16-{digest}.pth", url=source.as_uri())
+@pytest.fixture
+def hub(clip_repo):
+    with Hub() as server:
+        server.repos[CLIP] = dict(clip_repo)
+        yield server
+
+
+def online_env(tmp_path, hub: Hub, **extra: str) -> dict[str, str]:
+    return {"M3L_OFFLINE": "0", "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"),
+            "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2", "NO_PROXY": "127.0.0.1", **extra}
+
+
+def download(store, env, *args: str) -> subprocess.CompletedProcess:
+    return run_script("download_models.py", "--modality", "text", "--models", "clip-text", "--models-dir", store,
+                      *args, env=env, timeout=120)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+# --- a hub download through HF_ENDPOINT, cut once halfway, then used by extract_text.py ---------------------
+
+
+@pytest.fixture(scope="module")
+def downloaded(clip_repo, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("download")
+    with Hub() as server:
+        server.repos[CLIP] = dict(clip_repo)
+        server.cut_once = {f"/{CLIP}/resolve/{server.commit(CLIP)}/{BIN}"}
+        result = download(tmp / "models", online_env(tmp, server))
+    assert result.returncode == 0, result.stderr
+    return tmp / "models", server
+
+
+def test_only_the_allowed_files_arrive(downloaded, clip_repo):
+    store, hub = downloaded
+    folder = store / CLIP
+    arrived = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert arrived == set(clip_repo) - set(UNUSED)
+    assert not any(path.endswith(tuple(UNUSED)) for _, path, _ in hub.requests)
+    assert sorted(p.name for p in (store / "sentence-transformers").iterdir()) == [
+        "clip-ViT-B-32", "clip-ViT-B-32.MANIFEST.json"]  # no staging or cache left behind
+
+
+def test_manifest_names_source_commit_sizes_and_hashes(downloaded, clip_repo):
+    store, hub = downloaded
+    manifest = json.loads((store / f"{CLIP}.MANIFEST.json").read_text())
+    assert manifest["repo_id"] == CLIP and manifest["revision"] == "main"
+    assert manifest["commit"] == hub.commit(CLIP) and manifest["fetched_from"] == hub.url
+    expected = {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                for name, data in clip_repo.items() if name not in UNUSED}
+    assert manifest["files"] == expected
+
+
+def test_a_cut_connection_resumes_with_a_range_request(downloaded):
+    from huggingface_hub.constants import DOWNLOAD_CHUNK_SIZE
+
+    store, hub = downloaded
+    assert hub.gets(BIN) == [None, f"bytes={DOWNLOAD_CHUNK_SIZE}-"]
+
+
+def test_extract_text_runs_on_what_arrived_and_clip_reads_77_tokens(downloaded, tmp_path):
+    store, _ = downloaded
+    plots = tmp_path / "plots.tsv"
+    plots.write_text("movie_id\tplot\n1\ta short plot\n2\t" + " ".join(["the river dried"] * 300) + "\n")
+    result = run_script("extract_text.py", "--plots", plots, "--models", "clip-text", "--models-dir", store,
+                        "--output", tmp_path / "out", "--no-consolidate")
+    assert result.returncode == 0, result.stderr
+    for movie_id in ("1", "2"):  # the 900-word plot needs the 77-token guard: the tokenizer config names no limit
+        vector = json.loads((tmp_path / "out" / "clip-text" / f"{movie_id}.json").read_text())[movie_id]
+        assert np.isfinite(vector).all() and len(vector) == 512
+
+
+def test_check_passes_then_names_a_changed_file(downloaded, tmp_path):
+    store, _ = downloaded
+    result = download(store, {}, "--check")
+    assert result.returncode == 0 and "1 entries checked" in result.stdout, result.stderr
+    copy = tmp_path / "models"
+    subprocess.run(["cp", "-r", str(store), str(copy)], check=True)
+    weights = copy / CLIP / WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    (copy / CLIP / "extra.bin").write_bytes(b"x")
+    result = download(copy, {}, "--check")
+    assert_one_error_line(result)
+    assert sorted(line.split(": ")[0] for line in result.stdout.splitlines()) == [str(weights), str(copy / CLIP / "extra.bin")]
+
+
+def test_model_table_pins_revision_and_patterns_for_every_hub_entry():
+    hub_entries = [entry for info in models.MODELS.values() for entry in info.files if entry.repo_id]
+    assert hub_entries and all(entry.revision and entry.allow_patterns for entry in hub_entries)
+
+
+# --- failures: one line, exit 2, nothing half-written ---------------------------------------------------------
+
+
+def test_two_first_runs_download_once_and_both_succeed(hub, tmp_path):
+    hub.delay = 0.2
+    env = {**os.environ, **online_env(tmp_path, hub)}
+    command = [sys.executable, str(SRC / "download_models.py"), "--modality", "text", "--models", "clip-text",
+               "--models-dir", str(tmp_path / "models")]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert len(hub.gets(WEIGHTS)) == 1
+
+
+@pytest.mark.parametrize("fault", ["status 500", "hang"])
+def test_a_failing_hub_is_one_error_line(hub, tmp_path, fault):
+    if fault == "hang":
+        hub.hang = True
+    else:
+        hub.fail_status = 500
+    started = time.monotonic()
+    result = download(tmp_path / "models", online_env(tmp_path, hub, HF_HUB_ETAG_TIMEOUT="1",
+                                                      HF_HUB_DOWNLOAD_TIMEOUT="1"))
+    line = assert_one_error_line(result)
+    assert CLIP in line and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "models" / CLIP).exists()
+
+
+# --- plain URL files: M3L_DOWNLOAD_MIRROR, Range resume, leftovers, hashes, proxies ---------------------------
+
+
+def vgg_file(hub: Hub, payload: bytes = bytes(range(256)) * 400) -> tuple[StoreEntry, bytes]:
+    digest = hashlib.sha256(payload).hexdigest()[:8]
+    url = VGG_URL.format(digest)
+    hub.mirror[url.removeprefix("https://")] = payload
+    return StoreEntry(f"torchvision/vgg16-{digest}.pth", url=url), payload
+
+
+@pytest.fixture
+def online(monkeypatch):
+    monkeypatch.setenv("M3L_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "2")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+
+
+def test_mirror_download_resumes_a_cut_connection_and_writes_a_manifest(hub, tmp_path, monkeypatch, online):
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror/")
+    entry, payload = vgg_file(hub)
+    hub.cut_once = {f"/mirror/download.pytorch.org/models/{entry.path.split('/')[1]}"}
+    store = ModelStore(tmp_path)
     [path] = store.require((entry,), "fill it")
-    assert path == tmp_path / "models" / "torchvision" / f"vgg16-{digest}.pth"
-    assert path.read_bytes() == source.read_bytes()
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert path.read_bytes() == payload
+    assert hub.gets(".pth") == [None, f"bytes={len(payload) // 2}-"]
+    manifest = store.manifest(entry)
+    assert manifest["source"] == entry.url and manifest["fetched_from"].startswith(hub.url + "/mirror/download.")
+    assert manifest["files"] == {path.name: {"size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}}
 
 
-def test_a_download_with_the_wrong_hash_leaves_nothing_behind(tmp_path):
-    source, _ = published_file(tmp_path)
-    store = ModelStore(tmp_path / "models")
-    entry = StoreEntry("torchvision/vgg16-00000000.pth", url=source.as_uri())
-    with pytest.raises(RuntimeError, match="hash"):
-        store.require((entry,), "fill it")
-    assert list((tmp_path / "models" / "torchvision").iterdir()) == []
+def test_a_killed_download_resumes_and_its_leftovers_go(hub, tmp_path, monkeypatch, online):
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
+    entry, payload = vgg_file(hub)
+    store = ModelStore(tmp_path)
+    target = store.path(entry)
+    target.parent.mkdir(parents=True)
+    (target.parent / f".{target.name}.partial").write_bytes(payload[:1000])
+    (target.parent / f".{target.name}.x7k2").mkdir()  # an older temporary
+    store.require((entry,), "fill it")
+    assert target.read_bytes() == payload and hub.gets(".pth") == ["bytes=1000-"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".MANIFEST.json"]
+
+
+def test_a_file_with_the_wrong_hash_is_one_error_and_leaves_nothing(hub, tmp_path, monkeypatch, online):
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
+    entry, _ = vgg_file(hub)
+    hub.mirror[entry.url.removeprefix("https://")] = b"tampered"
+    with pytest.raises(UserError, match="does not match the hash"):
+        ModelStore(tmp_path).require((entry,), "fill it")
+    assert list((tmp_path / "torchvision").iterdir()) == []
+
+
+def test_a_url_server_error_is_one_error(hub, tmp_path, monkeypatch, online):
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
+    entry, _ = vgg_file(hub)
+    hub.fail_status = 500
+    with pytest.raises(UserError, match="500"):
+        ModelStore(tmp_path).require((entry,), "fill it")
+
+
+def test_downloads_go_through_the_proxy_the_environment_names(hub, tmp_path, monkeypatch, online):
+    entry, payload = vgg_file(hub)
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", "http://mirror.internal/mirror")
+    monkeypatch.setenv("HTTP_PROXY", hub.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    [path] = ModelStore(tmp_path).require((entry,), "fill it")
+    assert path.read_bytes() == payload and hub.proxied_hosts == ["mirror.internal"]
+
+
+# --- offline flags, parsed as huggingface_hub parses them -----------------------------------------------------
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"HF_HUB_OFFLINE": "1"}, True), ({"HF_HUB_OFFLINE": "ON"}, True), ({"HF_HUB_OFFLINE": "yes"}, True),
+    ({"HF_HUB_OFFLINE": "true"}, True), ({"HF_HUB_OFFLINE": "0"}, False), ({"HF_HUB_OFFLINE": "false"}, False),
+    ({"TRANSFORMERS_OFFLINE": "1"}, True), ({"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"}, False),
+    ({"M3L_OFFLINE": "1"}, True), ({}, False),
+])
+def test_offline_flags(monkeypatch, flags, expected):
+    for name in ("M3L_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in flags.items():
+        monkeypatch.setenv(name, value)
+    assert offline() is expected
+
+
+def test_offline_never_touches_the_network_and_names_the_fill_command(hub, tmp_path, monkeypatch, online):
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    entry, _ = vgg_file(hub)
+    with pytest.raises(UserError) as error:
+        ModelStore(tmp_path).require((entry,), "python src/download_models.py --modality image")
+    assert str(tmp_path / entry.path) in str(error.value)
+    assert "python src/download_models.py --modality image" in str(error.value)
+    assert hub.requests == []
 
 
 def test_present_entries_are_used_without_any_network(tmp_path, monkeypatch):
@@ -40,12 +268,3 @@ def test_present_entries_are_used_without_any_network(tmp_path, monkeypatch):
     (tmp_path / "openai" / "whisper-base").mkdir(parents=True)
     entry = StoreEntry("openai/whisper-base", repo_id="openai/whisper-base")
     assert ModelStore(tmp_path).require((entry,), "fill it") == [tmp_path / "openai" / "whisper-base"]
-
-
-def test_missing_entry_offline_names_the_path_and_the_fill_command(tmp_path, monkeypatch):
-    monkeypatch.setenv("M3L_OFFLINE", "1")
-    entry = StoreEntry("openai/whisper-base", repo_id="openai/whisper-base")
-    with pytest.raises(UserError) as error:
-        ModelStore(tmp_path).require((entry,), "python src/download_models.py --modality audio")
-    assert str(tmp_path / "openai" / "whisper-base") in str(error.value)
-    assert "python src/download_models.py --modality audio" in str(error.value)

@@ -24,21 +24,31 @@ class ModelInfo:
     encoder: str  # "module:Class" implementing m3l.models.base.Encoder
     decimals: int | None = None  # rounding of the JSON values (audio: 6)
     zero_vectors_ok: bool = False  # the recipe yields all-zero vectors for some inputs (docs/recipes.md)
+    max_seq_length: int | None = None  # tokens, set at load whatever the tokenizer config says
 
     @property
     def consolidated_name(self) -> str:
         return f"{self.modality}_embeddings_{self.name}"
 
 
-def _hf(repo_id: str) -> tuple[StoreEntry, ...]:
-    return (StoreEntry(repo_id, repo_id=repo_id),)
+def _hf(repo_id: str, *allow_patterns: str, revision: str = "main") -> tuple[StoreEntry, ...]:
+    """A hub repository: only the files the loader reads (no TF/Flax/ONNX/OpenVINO copies), at `revision`."""
+    return (StoreEntry(repo_id, repo_id=repo_id, revision=revision, allow_patterns=allow_patterns),)
 
 
 def _url(path: str, url: str) -> StoreEntry:
     return StoreEntry(path, url=url)
 
 
-_CLIP = _hf("sentence-transformers/clip-ViT-B-32")
+# What sentence-transformers reads from a published folder: module list, module configs, tokenizer, weights.
+_ST_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", "config.json",
+             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+             "model.safetensors", "1_Pooling/config.json")
+# What transformers' from_pretrained reads for a model plus its feature extractor.
+_HF_FILES = ("config.json", "preprocessor_config.json", "model.safetensors")
+# Both weight formats where the published folder's format could not be pinned down; the loader prefers safetensors.
+_CLIP = _hf("sentence-transformers/clip-ViT-B-32", "modules.json", "0_CLIPModel/*.json", "0_CLIPModel/merges.txt",
+            "0_CLIPModel/model.safetensors", "0_CLIPModel/pytorch_model.bin")
 _TEXT = "m3l.models.text:SentenceTransformerEncoder"
 _VGGISH = "https://github.com/harritaylor/torchvggish/releases/download/v0.1"
 _PYTORCHVIDEO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
@@ -47,18 +57,18 @@ _IG65M = "https://github.com/moabitcoin/ig65m-pytorch/releases/download/v1.0.0"
 MODELS: dict[str, ModelInfo] = {
     info.name: info
     for info in (
-        ModelInfo("minilm", "minilm", "text", 384, _hf("sentence-transformers/all-MiniLM-L6-v2"), _TEXT),
-        ModelInfo("mpnet", "mpnet", "text", 768, _hf("sentence-transformers/all-mpnet-base-v2"), _TEXT),
-        ModelInfo("clip-text", "clip-text", "text", 512, _CLIP, _TEXT),
+        ModelInfo("minilm", "minilm", "text", 384, _hf("sentence-transformers/all-MiniLM-L6-v2", *_ST_FILES), _TEXT),
+        ModelInfo("mpnet", "mpnet", "text", 768, _hf("sentence-transformers/all-mpnet-base-v2", *_ST_FILES), _TEXT),
+        ModelInfo("clip-text", "clip-text", "text", 512, _CLIP, _TEXT, max_seq_length=77),
         ModelInfo("clip-image", "clip-image", "image", 512, _CLIP, "m3l.models.image:ClipImageEncoder"),
         ModelInfo("vgg", "vgg", "image", 4096,
                   (_url("torchvision/vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),),
                   "m3l.models.image:VGGEncoder"),
-        ModelInfo("vit", "vit", "image", 768, _hf("google/vit-base-patch16-224-in21k"),
+        ModelInfo("vit", "vit", "image", 768, _hf("google/vit-base-patch16-224-in21k", *_HF_FILES, "pytorch_model.bin"),
                   "m3l.models.image:ViTEncoder"),
-        ModelInfo("whisper", "audio_whisper", "audio", 512, _hf("openai/whisper-base"),
+        ModelInfo("whisper", "audio_whisper", "audio", 512, _hf("openai/whisper-base", *_HF_FILES),
                   "m3l.models.audio:WhisperEncoder", decimals=6),
-        ModelInfo("ast", "audio_ast", "audio", 768, _hf("MIT/ast-finetuned-audioset-10-10-0.4593"),
+        ModelInfo("ast", "audio_ast", "audio", 768, _hf("MIT/ast-finetuned-audioset-10-10-0.4593", *_HF_FILES),
                   "m3l.models.audio:ASTEncoder", decimals=6),
         ModelInfo("vggish", "audio_vggish", "audio", 128,
                   (_url("torchvggish/vggish-10086976.pth", f"{_VGGISH}/vggish-10086976.pth"),

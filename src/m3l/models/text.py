@@ -14,6 +14,8 @@ class SentenceTransformerEncoder(Encoder):
         from sentence_transformers import SentenceTransformer
 
         self.model = SentenceTransformer(str(self.paths[0]), device=self.device, local_files_only=True)
+        if self.info.max_seq_length:
+            self.model.max_seq_length = self.info.max_seq_length
         if self.precision == "fp16":
             self.model.half()
 

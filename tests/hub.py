@@ -1,0 +1,153 @@
+"""A model hub of our own on 127.0.0.1: the part of the Hugging Face HTTP API that
+`huggingface_hub.snapshot_download` uses, plus plain files for a download mirror.
+
+- `GET /api/models/<repo>/revision/<rev>`: repo info with its commit (`sha`) and files;
+- `GET /api/models/<repo>/tree/<rev>`: the file list (one page, no `Link` header);
+- `HEAD|GET /<repo>/resolve/<rev>/<file>`: `X-Repo-Commit`, `ETag`, `Content-Length`, Range requests;
+- `GET /mirror/<host>/<path>`: a file of `M3L_DOWNLOAD_MIRROR=<url>/mirror`, Range requests too.
+
+Requests in absolute form (`GET http://host/...`, as sent to a proxy) are served the
+same way and their host recorded, so the hub doubles as an HTTP proxy for the tests.
+Faults on demand: every answer a status (`fail_status`), no answer at all (`hang`),
+a connection dropped halfway through a file once (`cut_once`), slow files (`delay`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+_INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<kind>revision|tree)/(?P<rev>[^/]+)$")
+_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
+
+
+def read_folder(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.repos: dict[str, dict[str, bytes]] = {}
+        self.mirror: dict[str, bytes] = {}  # "<host>/<path>" -> content
+        self.requests: list[tuple[str, str, str | None]] = []  # method, path, Range header
+        self.proxied_hosts: list[str] = []
+        self.fail_status: int | None = None
+        self.hang = False
+        self.delay = 0.0
+        self.cut_once: set[str] = set()  # paths whose next full GET is cut halfway
+        self.stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def commit(self, repo: str) -> str:
+        digest = hashlib.sha1()
+        for name, content in sorted(self.repos[repo].items()):
+            digest.update(name.encode() + hashlib.sha1(content).digest())
+        return digest.hexdigest()
+
+    def gets(self, suffix: str) -> list[str | None]:
+        """The Range header of every GET of a path ending in `suffix` (None: a whole-file GET)."""
+        return [rng for method, path, rng in self.requests if method == "GET" and path.endswith(suffix)]
+
+    def __enter__(self) -> Hub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self._serve(body=False)
+
+        def do_GET(self) -> None:
+            self._serve(body=True)
+
+        def _serve(self, body: bool) -> None:
+            target = urlparse(self.path)
+            if target.netloc:
+                hub.proxied_hosts.append(target.netloc)
+            path = unquote(target.path)
+            hub.requests.append((self.command, path, self.headers.get("Range")))
+            if hub.hang:
+                hub.stopping.wait(60)
+                self.close_connection = True
+                return
+            if hub.fail_status:
+                return self._reply(hub.fail_status, b"server trouble", {})
+            if (match := _INFO.match(path)) and match["repo"] in hub.repos:
+                return self._info(match["repo"], match["kind"], match["rev"])
+            if (match := _RESOLVE.match(path)) and hub.repos.get(match["repo"], {}).get(match["file"]) is not None:
+                repo = match["repo"]
+                if match["rev"] not in ("main", hub.commit(repo)):
+                    return self._reply(404, b"", {"X-Error-Code": "RevisionNotFound"})
+                content = hub.repos[repo][match["file"]]
+                headers = {"X-Repo-Commit": hub.commit(repo), "ETag": f'"{hashlib.sha256(content).hexdigest()}"'}
+                return self._file(path, content, headers, body)
+            if path.startswith("/mirror/") and path[len("/mirror/"):] in hub.mirror:
+                return self._file(path, hub.mirror[path[len("/mirror/"):]], {}, body)
+            self._reply(404, b"not found", {"X-Error-Code": "EntryNotFound"})
+
+        def _info(self, repo: str, kind: str, revision: str) -> None:
+            commit = hub.commit(repo)
+            if revision not in ("main", commit):
+                return self._reply(404, b"{}", {"X-Error-Code": "RevisionNotFound"})
+            files = hub.repos[repo]
+            if kind == "revision":
+                data: object = {"id": repo, "modelId": repo, "sha": commit, "private": False,
+                                "siblings": [{"rfilename": name} for name in files]}
+            else:
+                data = [{"type": "file", "path": name, "size": len(content), "oid": hashlib.sha1(content).hexdigest()}
+                        for name, content in files.items()]
+            self._reply(200, json.dumps(data).encode(), {"Content-Type": "application/json"})
+
+        def _file(self, path: str, content: bytes, headers: dict[str, str], body: bool) -> None:
+            time.sleep(hub.delay)
+            start = 0
+            if (requested := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")) and body:
+                start = int(requested[1])
+                if start >= len(content):
+                    return self._reply(416, b"", {"Content-Range": f"bytes */{len(content)}"})
+                headers["Content-Range"] = f"bytes {start}-{len(content) - 1}/{len(content)}"
+            part = content[start:]
+            if body and start == 0 and path in hub.cut_once:
+                hub.cut_once.discard(path)
+                self._send(200, {**headers, "Accept-Ranges": "bytes", "Content-Length": str(len(part))})
+                self.wfile.write(part[: len(part) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self._reply(206 if start else 200, part, {**headers, "Accept-Ranges": "bytes"}, body)
+
+        def _reply(self, status: int, content: bytes, headers: dict[str, str], body: bool | None = None) -> None:
+            self._send(status, {**headers, "Content-Length": str(len(content))})
+            if self.command != "HEAD" if body is None else body:
+                self.wfile.write(content)
+
+        def _send(self, status: int, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+
+    return Handler
