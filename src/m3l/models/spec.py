@@ -1,0 +1,176 @@
+"""Models beyond the twelve: `--models FAMILY:ID[@REVISION][?OPTION=VALUE&...]` or `module.path:ClassName`.
+
+A spec becomes a `SpecInfo`, a `ModelInfo` row built on the fly: its output folder is a
+file-system-safe form of the spec (`st:BAAI/bge-small-en-v1.5` → `st--BAAI--bge-small-en-v1.5`),
+its store path the repository id (with `@REVISION` when pinned), and its dimension is
+unknown (0) until the encoder reads it from the loaded model. The folder's marker file
+records the spec and that dimension, so readers know a spec folder without being told.
+
+Light like the model table: nothing here imports torch or a model library, except
+that `module.path:ClassName` imports the user's module to read its modality.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from m3l.errors import UserError
+from m3l.model_store import StoreEntry
+from m3l.models import ModelInfo
+
+# The tokenizer, config and safetensors weights: what AutoTokenizer/AutoModel and sentence-transformers read.
+_TEXT_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")
+_CONFIG_AND_WEIGHTS = ("*.json", "*.safetensors")
+
+
+@dataclass(frozen=True)
+class Family:
+    modality: str
+    encoder: str  # "module:Class" implementing it
+    allow_patterns: tuple[str, ...]  # the files of a hub repository its loader reads
+    options: dict[str, tuple[str, ...]]  # option → allowed values, the first being the default
+    about: str  # what runs and how a vector is pooled, for --help and the docs
+
+
+FAMILIES: dict[str, Family] = {
+    "st": Family("text", "m3l.models.families:STEncoder", _TEXT_FILES, {},
+                 "any sentence-transformers model, its own pooling and normalisation"),
+    "hf-text": Family("text", "m3l.models.families:HFTextEncoder", _TEXT_FILES, {"pool": ("mean", "cls")},
+                      "AutoModel + AutoTokenizer, mean of the last hidden state over real tokens (?pool=cls)"),
+    "hf-image": Family("image", "m3l.models.families:HFImageEncoder", _CONFIG_AND_WEIGHTS,
+                       {"pool": ("auto", "cls", "mean")},
+                       "AutoModel + AutoImageProcessor; CLIP/SigLIP-style: image features; else pooler "
+                       "output, or the mean of the patch tokens (?pool=cls|mean)"),
+    "timm": Family("image", "m3l.models.families:TimmEncoder", ("config.json", "model.safetensors"), {},
+                   "a timm model with its pretrained data config, pre-logits features"),
+    "hf-audio": Family("audio", "m3l.models.families:HFAudioEncoder", _CONFIG_AND_WEIGHTS, {},
+                       "AutoFeatureExtractor + AutoModel, mean over time of the last hidden state "
+                       "(CLAP-style: the audio embedding)"),
+    "hf-video": Family("video", "m3l.models.families:HFVideoEncoder", _CONFIG_AND_WEIGHTS, {},
+                       "AutoModel + its image processor config, windows of num_frames, mean of the clips"),
+}
+MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ...}
+_NAME = r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?"
+_REPO_ID = re.compile(rf"(?:{_NAME}/)?{_NAME}")
+_REVISION = re.compile(r"[\w.-]+(?:/[\w.-]+)*")
+_CLASS = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+@dataclass(frozen=True)
+class SpecInfo(ModelInfo):
+    """A model named by a spec rather than the table; `dim` is 0 until the model is loaded."""
+
+    family: str = ""  # a FAMILIES key, or "class" for module.path:ClassName
+    repo_id: str = ""
+    revision: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def consolidated_name(self) -> str:
+        return f"{self.modality}_embeddings_{self.folder}"
+
+    def option(self, key: str) -> str:
+        return dict(self.options).get(key) or FAMILIES[self.family].options[key][0]
+
+    def with_dim(self, dim: int) -> SpecInfo:
+        return replace(self, dim=dim)
+
+
+def families_help() -> str:
+    """The spec syntax and families, for --help."""
+    names = ", ".join(f"{name}: ({family.modality})" for name, family in FAMILIES.items())
+    return f"or model specs FAMILY:ID[@REVISION][?pool=...] with FAMILY one of {names}; or module.path:ClassName"
+
+
+def is_spec(text: str) -> bool:
+    """Whether `text` is meant as a spec rather than one of the twelve names (which have no colon)."""
+    return ":" in text
+
+
+def parse(text: str) -> SpecInfo:
+    """The SpecInfo of a spec; a malformed spec is a UserError naming what is wrong."""
+    family_name, _, rest = text.partition(":")
+    if family_name not in FAMILIES:
+        if _CLASS.fullmatch(text):
+            return _class_info(text)
+        raise UserError(f"unknown model family {family_name!r} in {text!r}; use one of "
+                        f"{', '.join(f'{name}:' for name in FAMILIES)} or module.path:ClassName")
+    family = FAMILIES[family_name]
+    rest, _, query = rest.partition("?")
+    repo_id, at, revision = rest.partition("@")
+    if not _REPO_ID.fullmatch(repo_id) or "--" in repo_id or ".." in repo_id:
+        raise UserError(f"malformed model id {repo_id!r} in {text!r}; expected ORGANISATION/NAME as on the hub")
+    if at and not (_REVISION.fullmatch(revision) and ".." not in revision):
+        raise UserError(f"malformed revision {revision!r} in {text!r}; expected a branch, tag or commit hash")
+    options = _options(text, family_name, query)
+    canonical = f"{family_name}:{repo_id}" + (f"@{revision}" if at else "") + (
+        "?" + "&".join(f"{k}={v}" for k, v in options) if options else "")
+    folder = "--".join([family_name, *repo_id.split("/")]) + (f"@{revision.replace('/', '--')}" if at else "") + (
+        "".join(f"+{k}={v}" for k, v in options))
+    store_path = repo_id + (f"@{revision}" if at else "")
+    entry = StoreEntry(store_path, repo_id=repo_id, revision=revision if at else "main",
+                       allow_patterns=family.allow_patterns)
+    return SpecInfo(canonical, folder, family.modality, 0, (entry,), family.encoder,
+                    decimals=6 if family.modality == "audio" else None,
+                    family=family_name, repo_id=repo_id, revision=revision if at else None, options=options)
+
+
+def _options(text: str, family_name: str, query: str) -> tuple[tuple[str, str], ...]:
+    """`key=value&...` checked against the family's options; defaults are left out, so that a
+    spec spelled with or without them names the same folder."""
+    allowed = FAMILIES[family_name].options
+    options = {}
+    for pair in filter(None, query.split("&")):
+        key, equals, value = pair.partition("=")
+        if key not in allowed:
+            known = f"its options are {', '.join(allowed)}" if allowed else "it takes no options"
+            raise UserError(f"unknown option {key!r} in {text!r}; {family_name}: {known}")
+        if not equals or value not in allowed[key]:
+            raise UserError(f"option {key} in {text!r} must be one of {', '.join(allowed[key])}")
+        options[key] = value
+    return tuple(sorted((k, v) for k, v in options.items() if v != allowed[k][0]))
+
+
+def _class_info(text: str) -> SpecInfo:
+    """`module.path:ClassName`: an Encoder subclass declaring `modality`, and optionally `files`
+    (StoreEntry rows it needs in the store) and `dim` (else its `load` sets `self.info.with_dim`)."""
+    from m3l.modalities import MODALITIES
+
+    module_name, _, class_name = text.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as error:
+        raise UserError(f"cannot import {module_name} for {text!r}: {error}") from None
+    except AttributeError:
+        raise UserError(f"{module_name} has no class {class_name!r}") from None
+    from m3l.models.base import Encoder
+
+    if not (isinstance(cls, type) and issubclass(cls, Encoder)):
+        raise UserError(f"{text} is not a subclass of m3l.models.base.Encoder")
+    modality = getattr(cls, "modality", None)
+    if modality not in MODALITIES:
+        raise UserError(f"{text} must declare `modality`, one of {', '.join(MODALITIES)}")
+    return SpecInfo(text, text.replace(":", "--"), modality, int(getattr(cls, "dim", 0)),
+                    tuple(getattr(cls, "files", ())), text, family="class")
+
+
+def marker_bytes(info: SpecInfo) -> bytes:
+    return json.dumps({"spec": info.name, "dim": info.dim}).encode()
+
+
+def read_marker(folder: Path) -> SpecInfo | None:
+    """The SpecInfo recorded in an output folder (dim included once known); None for other folders."""
+    try:
+        recorded = json.loads((Path(folder) / MARKER).read_bytes())
+        spec, dim = recorded["spec"], int(recorded.get("dim") or 0)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    try:
+        info = parse(spec)
+    except UserError:
+        return None
+    return info.with_dim(dim) if info.folder == Path(folder).name else None
