@@ -1,0 +1,64 @@
+"""Model specs on soundtracks: hf-audio: (wav2vec 2.0, a Whisper encoder) against straight transformers calls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from m3l.errors import UserError
+from m3l.media.audio import Soundtrack
+from tests.testlib import spec_encoder
+
+WAV2VEC2, WHISPER, AT_48K = "facebook/wav2vec2-base-960h", "openai/whisper-large-v3", "laion/clap-htsat-unfused"
+CONV = dict(conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2)
+
+
+def _waveforms() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.uniform(-0.5, 0.5, seconds * 16_000).astype(np.float32) for seconds in (2, 3, 2)]
+
+
+@pytest.fixture(scope="module")
+def spec_store(tmp_path_factory):
+    """Tiny random checkpoints saved as the hub serves them (config, preprocessor config, safetensors)."""
+    import torch
+    from transformers import (Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model, WhisperConfig,
+                              WhisperFeatureExtractor, WhisperModel)
+
+    store = tmp_path_factory.mktemp("spec-models")
+    tiny = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    torch.manual_seed(6)
+    Wav2Vec2Model(Wav2Vec2Config(**tiny, **CONV)).eval().save_pretrained(store / WAV2VEC2)
+    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(store / WAV2VEC2)
+    WhisperModel(WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                               decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, num_mel_bins=80,
+                               vocab_size=99, max_target_positions=32, pad_token_id=0, bos_token_id=1,
+                               eos_token_id=2, decoder_start_token_id=1)).eval().save_pretrained(store / WHISPER)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(store / WHISPER)
+    Wav2Vec2FeatureExtractor(sampling_rate=48_000).save_pretrained(store / AT_48K)
+    return store
+
+
+@pytest.mark.parametrize("repo_id", [WAV2VEC2, WHISPER])
+def test_hf_audio_spec_equals_mean_of_last_hidden_state(spec_store, repo_id):
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    encoder = spec_encoder(spec_store, f"hf-audio:{repo_id}")
+    extractor = AutoFeatureExtractor.from_pretrained(spec_store / repo_id)
+    model = AutoModel.from_pretrained(spec_store / repo_id).eval()
+    network = model.get_encoder() if repo_id == WHISPER else model
+    expected = []
+    for waveform in _waveforms():  # one at a time: nothing padded
+        inputs = extractor(waveform, sampling_rate=16_000, return_tensors="pt")
+        with torch.no_grad():
+            expected.append(network(**inputs).last_hidden_state[0].mean(0).numpy())
+    samples = [sample for waveform in _waveforms() for sample in encoder.preprocess(Soundtrack(waveform))]
+    assert encoder.info.dim == 32 and encoder.info.decimals == 6
+    np.testing.assert_allclose(encoder.embed(samples), np.stack(expected), atol=1e-4, rtol=0)
+
+
+def test_another_sampling_rate_is_a_user_error(spec_store):
+    with pytest.raises(UserError, match="asks for 48000 Hz"):
+        spec_encoder(spec_store, f"hf-audio:{AT_48K}")

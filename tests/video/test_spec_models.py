@@ -1,0 +1,52 @@
+"""Model specs on trailers: hf-video: (VideoMAE) against the plain reference, through the shared decode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from torchvision import transforms as T
+
+from m3l.media.video import decode
+from tests.testlib import spec_encoder
+from tests.video.conftest import write_video
+from tests.video.reference import Recipe, _scale, clip_of, decode_all_frames, windows
+
+VIDEOMAE = "MCG-NJU/videomae-base"
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+@pytest.fixture(scope="module")
+def spec_store(tmp_path_factory):
+    """A tiny random VideoMAE saved as the hub serves it: config (num_frames 4), processor config, safetensors."""
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEImageProcessor, VideoMAEModel
+
+    store = tmp_path_factory.mktemp("spec-models")
+    torch.manual_seed(7)
+    config = VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32,
+                            num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+    VideoMAEModel(config).eval().save_pretrained(store / VIDEOMAE)
+    VideoMAEImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32},
+                           image_mean=MEAN, image_std=STD).save_pretrained(store / VIDEOMAE)
+    return store
+
+
+@pytest.mark.parametrize("frames", [14, 15, 30])  # last window: 2 real frames dropped, 3 padded; only five kept
+def test_hf_video_spec_equals_mean_of_clips(spec_store, tmp_path, frames):
+    import torch
+    from transformers import VideoMAEModel
+
+    trailer = write_video(tmp_path / "trailer.mp4", [40] * frames, size=(64, 48))
+    encoder = spec_encoder(spec_store, f"hf-video:{VIDEOMAE}")
+    clips = encoder.preprocess(decode(trailer, (encoder.frame_plan,)))
+    ours = encoder.embed(clips).mean(0)
+
+    recipe = Recipe(4, 2, T.Compose([T.Lambda(_scale), T.Resize(40), T.CenterCrop(32), T.Normalize(MEAN, STD)]))
+    model = VideoMAEModel.from_pretrained(spec_store / VIDEOMAE).eval()
+    expected = []
+    for window in windows(decode_all_frames(trailer), recipe):
+        with torch.no_grad():
+            tokens = model(pixel_values=clip_of(window, recipe).permute(1, 0, 2, 3)[None]).last_hidden_state
+        expected.append(tokens[0].mean(0).numpy())
+    assert encoder.info.dim == 32 and len(clips) == len(expected) == min(5, (frames + 1) // 4)
+    np.testing.assert_allclose(ours, np.mean(expected, axis=0), atol=1e-4, rtol=0)
