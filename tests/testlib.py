@@ -74,14 +74,3 @@ def bikes() -> Path:
 
 def skimage_photo(name: str) -> Path:
     return packaged_file("scikit-image", f"skimage/data/{name}")
-
-
-def spec_encoder(store: Path, text: str):
-    """The encoder of model spec `text`, loaded from its folder in `store`."""
-    from m3l import models
-    from m3l.models import spec
-
-    info = spec.parse(text)
-    encoder = models.encoder_class(info)(info, [store / info.files[0].path])
-    encoder.load()
-    return encoder

@@ -7,7 +7,7 @@ import pytest
 
 from m3l.errors import UserError
 from m3l.media.audio import Soundtrack
-from tests.testlib import spec_encoder
+from tests.spec_models import spec_encoder
 
 WAV2VEC2, WHISPER, AT_48K = "facebook/wav2vec2-base-960h", "openai/whisper-large-v3", "laion/clap-htsat-unfused"
 CONV = dict(conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,

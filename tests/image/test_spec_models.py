@@ -7,7 +7,7 @@ import pytest
 
 from m3l.media.image import Poster
 from m3l.models import spec
-from tests.testlib import spec_encoder
+from tests.spec_models import spec_encoder
 
 DINO, CLIP, SIGLIP, TIMM = "facebook/dinov2-small", "openai/clip-vit-base-patch32", "google/siglip-base-patch16-224", \
     "timm/vit_tiny_patch16_224.augreg_in21k"

@@ -7,8 +7,8 @@ import pytest
 
 from m3l.errors import UserError
 from m3l.models import spec
+from tests.spec_models import spec_encoder
 from tests.stores import minilm_source
-from tests.testlib import spec_encoder
 
 ST_ID, HF_ID = "BAAI/bge-small-en-v1.5", "intfloat/e5-small-v2"
 PLOTS = ["a detective returns to her home town", "the mill burned", "a young pianist learns that the orchestra "

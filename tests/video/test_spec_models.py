@@ -7,7 +7,7 @@ import pytest
 from torchvision import transforms as T
 
 from m3l.media.video import decode
-from tests.testlib import spec_encoder
+from tests.spec_models import spec_encoder
 from tests.video.conftest import write_video
 from tests.video.reference import Recipe, _scale, clip_of, decode_all_frames, windows
 
