@@ -35,9 +35,9 @@ from PIL import Image  # noqa: E402
 
 from m3l import models  # noqa: E402
 from m3l.catalog import IMAGE_EXTENSIONS, read_media  # noqa: E402
-from m3l.feature_store import FeatureStore  # noqa: E402
+from m3l.engines.local import run  # noqa: E402
 from m3l.media.image import PosterLoader, read_poster  # noqa: E402
-from m3l.runner import run  # noqa: E402
+from m3l.store.writer import FeatureStore  # noqa: E402
 from tests.testlib import skimage_photo  # noqa: E402
 
 POSTER_SIZE = (500, 750)  # a typical MovieLens/TMDB poster

@@ -19,10 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from m3l.feature_store import FeatureStore, consolidate  # noqa: E402
-from m3l.features import load_features  # noqa: E402
 from m3l.models import MODELS  # noqa: E402
-from m3l.report import write_report  # noqa: E402
+from m3l.readers.features import load_features  # noqa: E402
+from m3l.readers.report import write_report  # noqa: E402
+from m3l.store.consolidate import consolidate  # noqa: E402
+from m3l.store.writer import FeatureStore  # noqa: E402
 
 
 def median_seconds(action, repeats: int) -> float:

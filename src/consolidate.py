@@ -6,7 +6,8 @@ from pathlib import Path
 
 from m3l import models
 from m3l.errors import UserError, exit_code
-from m3l.feature_store import consolidate, model_lock
+from m3l.store.consolidate import consolidate
+from m3l.store.locks import model_lock
 
 
 def consolidate_all(output: Path) -> None:

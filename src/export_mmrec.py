@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from m3l.errors import exit_code
-from m3l.mmrec import FILL_POLICIES, export
+from m3l.readers.mmrec import FILL_POLICIES, export
 
 
 def main(argv: list[str] | None = None) -> int:

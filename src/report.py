@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from m3l.errors import exit_code
-from m3l.report import write_report
+from m3l.readers.report import write_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from m3l import models
-from m3l.audit import audit
 from m3l.errors import UserError, exit_code
 from m3l.modalities import MODALITIES
+from m3l.readers.audit import audit
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

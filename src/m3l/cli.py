@@ -15,10 +15,12 @@ from typing import Iterator
 from m3l import engines, models
 from m3l.catalog import Catalogue, read_ids
 from m3l.errors import UserError
-from m3l.feature_store import FeatureStore, consolidate, model_locks
-from m3l.model_store import ModelStore
 from m3l.modalities import MODALITIES, Modality
+from m3l.model_store import ModelStore
 from m3l.models.base import Encoder
+from m3l.store.consolidate import consolidate
+from m3l.store.locks import model_locks
+from m3l.store.writer import FeatureStore
 
 
 def build_parser(modality: Modality, default_models: list[str], description: str) -> argparse.ArgumentParser:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from m3l.feature_store import FeatureStore, consolidate
 from m3l.models import MODELS
+from m3l.store.consolidate import consolidate
+from m3l.store.writer import FeatureStore
 
 
 def write_features(output: Path, model: str, vectors: dict[str, np.ndarray],

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from m3l.feature_store import model_locks
 from m3l.models import MODELS, by_folder
+from m3l.store.locks import model_locks
 from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, clean_run,  # noqa: F401
                                    extractor_store, finish, snapshot, start, summaries, table_name, temporary_files)
 

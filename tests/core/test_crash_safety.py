@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from m3l.feature_store import OutputError, atomic_write_bytes
+from m3l.store.writer import OutputError, atomic_write_bytes
 from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, clean_run,  # noqa: F401
                                    extractor_store, finish, json_files, make_catalogue, run, signal_group, snapshot,
                                    start, temporary_files, wait_for)

@@ -9,8 +9,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from m3l.feature_store import FeatureStore, consolidate, parse_vector
 from m3l.models import MODELS
+from m3l.store.consolidate import consolidate
+from m3l.store.format import parse_vector
+from m3l.store.writer import FeatureStore
 
 VGGISH = MODELS["vggish"]  # 128-d, values rounded to 6 decimals
 MINILM = MODELS["minilm"]

@@ -6,8 +6,9 @@ import pytest
 
 import m3l
 from m3l.errors import UserError
-from m3l.features import choose_source, list_models, load_features, missing_reasons, read_log
 from m3l.models import MODELS
+from m3l.readers.features import choose_source, list_models, load_features, missing_reasons, read_log
+from m3l.store.consolidate import consolidate
 from tests.core.outputs import random_vectors, write_features
 
 SOURCES = ("parquet", "hdf5", "json")
@@ -52,7 +53,7 @@ def test_audio_values_are_the_rounded_json_values(tmp_path):
 def test_corrupt_json_is_left_out_of_every_source(tmp_path):
     write_features(tmp_path, "minilm", random_vectors("minilm", ["1", "2", "3"]), consolidated=False)
     (tmp_path / "minilm" / "2.json").write_text('{"2": [1.0, 2.0')
-    m3l.feature_store.consolidate(tmp_path, MODELS["minilm"])
+    consolidate(tmp_path, MODELS["minilm"])
     ids, _ = assert_same_everywhere(tmp_path, "minilm")
     assert ids == ["1", "3"]
 
@@ -76,7 +77,7 @@ def test_auto_reads_a_consolidated_table_only_while_it_is_up_to_date(tmp_path):
     assert choose_source(tmp_path, "minilm") == "json"
     assert load_features(tmp_path, "minilm")[0] == ["1", "2", "3"]
 
-    m3l.feature_store.consolidate(tmp_path, store.info)
+    consolidate(tmp_path, store.info)
     assert choose_source(tmp_path, "minilm") == "hdf5"
     h5.unlink()
     assert choose_source(tmp_path, "minilm") == "parquet"

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from m3l.report import VectorStats, pca_2d, write_report
+from m3l.readers.report import VectorStats, pca_2d, write_report
 from tests.core.outputs import random_vectors, write_features
 from tests.testlib import DATA, run_script
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 
 from m3l.catalog import Item
-from m3l.feature_store import FeatureStore
+from m3l.engines.local import run
 from m3l.models import ModelInfo
 from m3l.models.base import Encoder
-from m3l.runner import run
+from m3l.store.writer import FeatureStore
 
 INFO = ModelInfo("toy", "toy", "text", 3, (), "tests.core.test_runner:ToyEncoder")
 

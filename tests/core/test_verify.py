@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from m3l.feature_store import consolidate
 from m3l.models import MODELS
+from m3l.store.consolidate import consolidate
 from tests.core.outputs import random_vectors, write_features
 from tests.testlib import DATA, run_script
 

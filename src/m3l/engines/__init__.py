@@ -1,6 +1,6 @@
 """Engines run the pending items of a catalogue through the encoders into the feature stores.
 
-`local` (the default, m3l.runner) uses this machine only; `ray` (m3l.engines.ray) spreads
+`local` (the default, m3l.engines.local) uses this machine only; `ray` (m3l.engines.ray) spreads
 the same run over a Ray cluster and writes the same output folder. Ray is imported only
 when the ray engine is chosen, so the local engine works where Ray is not installed.
 """
@@ -38,7 +38,7 @@ def _non_negative_float(text: str) -> float:
 def select(args: argparse.Namespace) -> Engine:
     """The run function of the engine the command line asked for."""
     if args.engine == "local":
-        from m3l.runner import run
+        from m3l.engines.local import run
 
         return run
     try:

@@ -1,4 +1,4 @@
-"""The Ray Data engine: the local run of m3l.runner, spread over a Ray cluster.
+"""The Ray Data engine: the local run of m3l.engines.local, spread over a Ray cluster.
 
     pending items (driver: the feature stores decide what is pending)
       → prepare: decode + Encoder.preprocess        CPU tasks, anywhere in the cluster
@@ -30,10 +30,10 @@ import ray
 import ray.data
 
 from m3l.catalog import Item
+from m3l.engines.pipeline import Batcher, Failure, Outcome, Plan, Recorder, feed, load_encoders, prepare
 from m3l.errors import UserError
-from m3l.feature_store import FeatureStore
 from m3l.models.base import Encoder
-from m3l.runner import Batcher, Failure, Outcome, Plan, Recorder, feed, load_encoders, prepare
+from m3l.store.writer import FeatureStore
 
 TASK_RETRIES = 3  # attempts after a worker dies while running a batch; then its items are logged as lost
 LOST = "lost: Ray gave up on its batch after its worker died repeatedly (see the Ray logs)"

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.feature_store import OutputError, atomic_write_bytes
-from m3l.features import (CatalogueIds, ModelSummary, choose_source, expected_ids, found_models, load_features,
-                          missing_reasons, read_log, summarize)
-from m3l.models import ModelInfo
 from m3l.modalities import MODALITIES
+from m3l.models import ModelInfo
+from m3l.readers.features import (CatalogueIds, ModelSummary, choose_source, expected_ids, found_models, load_features,
+                          missing_reasons, read_log, summarize)
+from m3l.store.writer import OutputError, atomic_write_bytes
 
 MAX_POINTS = 5000  # plotted (and PCA-fitted) per model; larger sets are sampled
 COLLAPSED_SPREAD = 1e-2  # RMS distance to the centroid, relative to the RMS norm

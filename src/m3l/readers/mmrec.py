@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.feature_store import atomic_output
-from m3l.features import canonical_id, found_models, load_features, load_ids, model_info
 from m3l.models import ModelInfo
+from m3l.readers.features import canonical_id, found_models, load_features, load_ids, model_info
+from m3l.store.writer import atomic_output
 
 FILL_POLICIES = ("zeros", "mean")
 

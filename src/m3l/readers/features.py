@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.feature_store import read_folder
 from m3l.models import MODELS, ModelInfo
+from m3l.store.format import read_folder
 
 if TYPE_CHECKING:
     import pandas as pd

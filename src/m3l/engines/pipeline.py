@@ -1,15 +1,15 @@
-"""The local engine: pending items → loader workers → batches → encoders → feature store.
+"""What every engine shares: pending items → prepare → batches → encoders → feature stores.
 
-The runner knows nothing about modalities. A loader turns an item into decoded
-media (in worker processes, overlapped with inference); each encoder turns the
-media into samples, batches samples across items, and the mean of an item's sample
-vectors is written once all of them are in. One bad item never fails its batch:
-a failing batch is retried one sample at a time and only the culprit is logged.
+The pipeline knows nothing about modalities. A loader turns an item into decoded
+media; each encoder turns the media into samples (`prepare`, run where the engine
+decodes), batches samples across items (`Batcher`), and the mean of an item's sample
+vectors is recorded once all of them are in (`Recorder`). One bad item never fails
+its batch: a failing batch is retried one sample at a time and only the culprit is logged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,8 @@ import numpy as np
 
 from m3l.catalog import Item
 from m3l.errors import UserError
-from m3l.feature_store import FeatureStore
 from m3l.models.base import Encoder
+from m3l.store.writer import FeatureStore
 
 
 @dataclass(frozen=True)
@@ -54,40 +54,6 @@ def prepare(item: Item, loader: Callable[[Item], Any], encoders: list[Encoder]) 
         except Exception as error:  # noqa: BLE001
             prepared[encoder.info.folder] = Failure(describe(error))
     return prepared, tuple(getattr(media, "warnings", ()))
-
-
-class PreparedItems:
-    """Item index → (id, samples per encoder, warnings), for the local engine's loader workers."""
-
-    def __init__(self, items: list[Item], loader: Callable[[Item], Any], wanted: list[list[Encoder]]) -> None:
-        self.items, self.loader, self.wanted = items, loader, wanted
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[str, Prepared, tuple[str, ...]]:
-        item = self.items[index]
-        return (item.id, *prepare(item, self.loader, self.wanted[index]))
-
-
-def _identity(batch: Any) -> Any:
-    return batch
-
-
-def prepared_stream(dataset: PreparedItems, workers: int,
-                    batch_size: int) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
-    """Prepared items in order, decoded by `workers` processes ahead of the consumer.
-
-    The workers start here, before any weights are loaded, so they never hold a copy.
-    Together they keep about one batch of items in flight (at least two each), so the
-    device does not wait for decoding between batches.
-    """
-    if workers <= 0 or len(dataset) == 0:
-        return map(dataset.__getitem__, range(len(dataset)))
-    from torch.utils.data import DataLoader
-
-    return iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=min(workers, len(dataset)),
-                           collate_fn=_identity, prefetch_factor=max(2, -(-batch_size // workers))))
 
 
 @dataclass
@@ -206,20 +172,3 @@ def load_encoders(encoders: Iterable[Encoder]) -> None:
             encoder.load()
         except Exception as error:  # noqa: BLE001
             raise UserError(f"could not load {encoder.info.name} from {encoder.paths[0]}: {describe(error)}")
-
-
-def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
-        stores: dict[str, FeatureStore], batch_size: int, workers: int,
-        progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
-    """Compute every pending (item, encoder) pair and write it to that encoder's store."""
-    plan = Plan.of(items, encoders, stores)
-    stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers, batch_size)
-    recorder = Recorder(stores, plan, progress)
-    batchers = {encoder.info.folder: Batcher(encoder, batch_size, recorder) for encoder in encoders}
-    load_encoders(encoder for encoder in encoders if plan.pending[encoder.info.folder])
-
-    for movie_id, prepared, warnings in stream:
-        recorder.warn(movie_id, prepared, warnings)
-        feed(batchers, movie_id, prepared)
-    for batcher in batchers.values():
-        batcher.flush()

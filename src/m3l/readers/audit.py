@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from m3l.catalog import id_problem
-from m3l.feature_store import temporaries
-from m3l.features import (NO_LOG_ENTRY, canonical_id, consolidated_paths, found_models, load_features,
-                          missing_reasons, read_log)
 from m3l.models import ModelInfo
+from m3l.readers.features import (NO_LOG_ENTRY, canonical_id, consolidated_paths, found_models, load_features,
+                          missing_reasons, read_log)
+from m3l.store.locks import temporaries
 
 SHOWN = 5  # ids shown per finding
 

@@ -1,27 +1,22 @@
-"""Where vectors go: one JSON file per movie and model, a log per model, consolidated tables.
+"""Writing vectors: one JSON file per movie and model, and a log per model.
 
 Every file under its final name is complete: JSON and consolidated files are
 written to a temporary name in the same folder and renamed into place. A failed
 write (disk full, read-only folder) removes its temporary file and raises
 `OutputError`, which stops the run. One run at a time writes a model's files
-under an output root: `model_locks` holds a per-model lock for the whole run
-(see docs/guarantees.md).
+under an output root: `m3l.store.locks.model_locks` holds a per-model lock for
+the whole run (see docs/guarantees.md).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import math
 import os
-import socket
-import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +24,7 @@ import numpy as np
 from m3l.catalog import id_problem, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
+from m3l.store.format import log_line, parse_vector
 
 TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
@@ -72,27 +68,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
-
-
-def parse_vector(raw: bytes, movie_id: str, dim: int) -> list[float] | None:
-    """The vector of a per-movie JSON file, or None unless it is exactly `{id: [dim finite numbers]}`."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    vector = data.get(movie_id) if isinstance(data, dict) and len(data) == 1 else None
-    if not isinstance(vector, list) or len(vector) != dim:
-        return None
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector):
-        return None
-    return vector
-
-
-def log_line(model: str, movie_id: str, status: str, reason: str) -> str:
-    """`<timestamp> <model> <id> <status> <reason>`: one line, the first four fields free of spaces."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    shown_id = (movie_id if movie_id.isprintable() else printable(movie_id)).replace(" ", "\\x20") or '""'
-    return f"{stamp} {model} {shown_id} {status} {' '.join(reason.split())}\n"
 
 
 @dataclass
@@ -182,99 +157,3 @@ class FeatureStore:
             values = [round(x, self.info.decimals) for x in values]
         atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
         self.summary.done += 1
-
-
-def _lock_holder(handle) -> str:
-    handle.seek(0)
-    return handle.read().strip() or "unknown process"
-
-
-@contextmanager
-def model_lock(output: Path, info: ModelInfo) -> Iterator[None]:
-    """Hold `<output>/.<folder>.lock` (flock): the one run writing this model's files.
-
-    A second run waits for the first to finish, then finds its ids done, so no id
-    is computed twice. The kernel drops the lock when its holder dies, even by
-    SIGKILL; the temporary files such a death left behind are removed here.
-    """
-    path = Path(output) / f".{info.folder}.lock"
-    try:
-        handle = open(path, "a+", encoding="utf-8")
-    except OSError as error:
-        raise OutputError(path, error) from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"{info.folder}: another run ({_lock_holder(handle)}) is writing this model under {output}; "
-                  "waiting for it to finish", file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.truncate(0)
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        handle.flush()
-        remove_temporaries(output, info)
-        yield
-
-
-@contextmanager
-def model_locks(output: Path, infos: Iterable[ModelInfo]) -> Iterator[None]:
-    """`model_lock` of several models, taken in folder order so that two runs never deadlock."""
-    with ExitStack() as stack:
-        for info in sorted(infos, key=lambda info: info.folder):
-            stack.enter_context(model_lock(output, info))
-        yield
-
-
-def temporaries(output: Path, info: ModelInfo) -> list[Path]:
-    """Temporary files of this model's writes: left only by a run that was killed mid-write."""
-    output = Path(output)
-    return sorted([*(output / info.folder).glob(f".*{TEMP_SUFFIX}"),
-                   *output.glob(f".{info.consolidated_name}.*{TEMP_SUFFIX}")])
-
-
-def remove_temporaries(output: Path, info: ModelInfo) -> None:
-    """Only safe under the model's lock: no live run is writing them."""
-    for path in temporaries(output, info):
-        path.unlink(missing_ok=True)
-
-
-def read_folder(output: Path, info: ModelInfo) -> tuple[list[str], np.ndarray]:
-    """All complete vectors of one model's JSON folder, in file-name order."""
-    folder = Path(output) / info.folder
-    ids, vectors = [], []
-    for file in sorted(folder.glob("*.json")):
-        vector = parse_vector(file.read_bytes(), file.stem, info.dim)
-        if vector is not None:
-            ids.append(file.stem)
-            vectors.append(vector)
-    return ids, np.asarray(vectors, dtype=np.float32).reshape(len(vectors), info.dim)
-
-
-def consolidate(output: Path, info: ModelInfo) -> tuple[Path, Path]:
-    """Rebuild `<modality>_embeddings_<name>.parquet` and `.h5` from the JSON folder, sorted by id.
-
-    `movie_id` is int64 when every id is an integer, else a string.
-    """
-    import h5py
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    ids, vectors = read_folder(output, info)
-    numeric = bool(ids) and all(i.isdigit() for i in ids)
-    keys = [int(i) for i in ids] if numeric else ids
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    keys, vectors = [keys[i] for i in order], vectors[order]
-
-    offsets = pa.array(np.arange(len(keys) + 1, dtype=np.int32) * info.dim)
-    table = pa.table({
-        "movie_id": pa.array(keys, type=pa.int64() if numeric else pa.string()),
-        "embedding": pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1), type=pa.float32())),
-    })
-    parquet_path = Path(output) / f"{info.consolidated_name}.parquet"
-    h5_path = Path(output) / f"{info.consolidated_name}.h5"
-    with atomic_output(parquet_path) as tmp:
-        pq.write_table(table, tmp)
-    with atomic_output(h5_path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.create_dataset("movie_ids", data=np.asarray(keys, dtype=np.int64 if numeric else h5py.string_dtype()))
-        handle.create_dataset("embeddings", data=vectors, dtype=np.float32)
-    return parquet_path, h5_path
