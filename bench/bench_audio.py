@@ -21,20 +21,11 @@ decodes and resamples the same 30 s. Medians over the repeats are compared.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import statistics
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
-
-from m3l.cli import main as extract  # noqa: E402
+from common import extract, median_seconds, parser, print_table
 
 MODELS = ("whisper", "ast", "vggish")
 
@@ -59,15 +50,11 @@ def build_trailers(root: Path, count: int, seconds: float) -> Path:
     return folder
 
 
-def timed_runs(store: Path, trailers: Path, out: Path, runs: list[list[str]]) -> float:
-    """Seconds for the extract runs, each with its own fresh output folder."""
-    started = time.perf_counter()
+def extract_runs(store: Path, trailers: Path, out: Path, runs: list[list[str]]) -> None:
+    """The extract runs, each with its own fresh output folder."""
     for index, extra in enumerate(runs):
-        with contextlib.redirect_stdout(io.StringIO()):  # the per-model summaries
-            code = extract("audio", ["--trailers", str(trailers), "--models-dir", str(store), "--device", "cpu",
-                                     "--output", str(out / str(index)), "--no-consolidate", *extra])
-        assert code == 0
-    return time.perf_counter() - started
+        extract("audio", "--trailers", trailers, "--models-dir", store, "--device", "cpu",
+                "--output", out / str(index), "--no-consolidate", *extra)
 
 
 def plain_pyav_decode(path: Path) -> int:
@@ -88,21 +75,17 @@ def plain_pyav_decode(path: Path) -> int:
     return len(np.concatenate(pieces)[:480_000])
 
 
-def decode_seconds(decode: Callable[[Path], object], files: list[Path]) -> float:
-    started = time.perf_counter()
+def decode_all(decode: Callable[[Path], object], files: list[Path]) -> None:
     for path in files:
         decode(path)
-    return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trailers", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=90.0, help="length of each generated trailer")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--full-size", action="store_true", help="whisper-base and AST-base sized networks")
-    args = parser.parse_args()
+    options = parser(__doc__, workers=2)
+    options.add_argument("--trailers", type=int, default=8)
+    options.add_argument("--seconds", type=float, default=90.0, help="length of each generated trailer")
+    options.add_argument("--full-size", action="store_true", help="whisper-base and AST-base sized networks")
+    args = options.parse_args()
 
     from m3l.media.audio import decode_soundtrack
 
@@ -116,23 +99,19 @@ def main() -> None:
             "separate": [["--models", model, *batched] for model in MODELS],
             "original": [["--models", model, "--batch-size", "1", "--workers", "0"] for model in MODELS],
         }
-        times: dict[str, list[float]] = {name: [] for name in [*contenders, "our decode", "plain PyAV loop"]}
-        for repeat in range(args.repeats):
-            for name, runs in contenders.items():
-                times[name].append(timed_runs(store, trailers, root / f"out-{name}-{repeat}", runs))
-            times["our decode"].append(decode_seconds(decode_soundtrack, files))
-            times["plain PyAV loop"].append(decode_seconds(plain_pyav_decode, files))
+        median = median_seconds({
+            **{name: lambda repeat, name=name, runs=runs: extract_runs(store, trailers, root / f"{name}{repeat}", runs)
+               for name, runs in contenders.items()},
+            "our decode": lambda _: decode_all(decode_soundtrack, files),
+            "plain PyAV loop": lambda _: decode_all(plain_pyav_decode, files),
+        }, args.repeats)
 
-    median = {name: statistics.median(values) for name, values in times.items()}
     size = "full-size whisper/AST" if args.full_size else "tiny whisper/AST"
     print(f"{args.trailers} trailers of {args.seconds:.0f} s (AAC 44.1 kHz stereo), {size}, full VGGish, "
           f"CPU, workers {args.workers}, median of {args.repeats}")
-    for name in contenders:
-        print(f"  {name:<10} {median[name]:7.2f} s  {args.trailers / median[name]:6.2f} trailers/s")
+    print_table(median, args.trailers, "trailers")
     print(f"  shared vs separate passes: {median['separate'] / median['shared']:.2f}x")
     print(f"  shared vs original loop:   {median['original'] / median['shared']:.2f}x")
-    for name in ("our decode", "plain PyAV loop"):
-        print(f"  {name:<16} {median[name]:6.3f} s  {args.trailers / median[name]:7.1f} trailers/s")
     print(f"  our decode vs plain PyAV loop: {median['plain PyAV loop'] / median['our decode']:.2f}x")
 
 

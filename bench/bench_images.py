@@ -19,26 +19,20 @@ median of --repeats runs, interleaved. Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src"), str(REPO)]
+import torch
+from PIL import Image
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from m3l import models  # noqa: E402
-from m3l.catalog import IMAGE_EXTENSIONS, read_media  # noqa: E402
-from m3l.engines.local import run  # noqa: E402
-from m3l.media.image import PosterLoader, read_poster  # noqa: E402
-from m3l.store.writer import FeatureStore  # noqa: E402
-from tests.testlib import skimage_photo  # noqa: E402
+from common import median_seconds, parser, print_table
+from m3l import models
+from m3l.catalog import IMAGE_EXTENSIONS, read_media
+from m3l.engines.local import run
+from m3l.media.image import PosterLoader, read_poster
+from m3l.store.writer import FeatureStore
+from tests.testlib import skimage_photo
 
 POSTER_SIZE = (500, 750)  # a typical MovieLens/TMDB poster
 
@@ -105,35 +99,33 @@ def load_encoders(store: Path, names: list[str]) -> list:
     return encoders
 
 
-def end_to_end(posters: Path, encoders: list, output: Path, batch_size: int, workers: int) -> float:
+def end_to_end(posters: Path, encoders: list, output: Path, batch_size: int, workers: int) -> None:
     catalogue = read_media(posters, IMAGE_EXTENSIONS)
     stores = {e.info.folder: FeatureStore(output, e.info) for e in encoders}
-    started = time.perf_counter()
     run(catalogue.items, PosterLoader(), encoders, stores, batch_size, workers)
-    elapsed = time.perf_counter() - started
     assert all(store.summary.done == len(catalogue.items) for store in stores.values())
-    return elapsed
 
 
-def bare_forward(tensors: dict[str, list[torch.Tensor]], encoders: list, batch_size: int) -> float:
-    started = time.perf_counter()
+def bare_forward(tensors: dict[str, list[torch.Tensor]], encoders: list, batch_size: int) -> None:
     for encoder in encoders:
         samples = tensors[encoder.info.folder]
         for start in range(0, len(samples), batch_size):
             encoder.embed(samples[start:start + batch_size])
-    return time.perf_counter() - started
 
 
-def one_at_a_time(posters: Path, encoders: list, store: Path, output: Path) -> float:
+def sentence_transformers_clip(encoders: list, store: Path):
+    """The original loop's CLIP: SentenceTransformer.encode, loaded once before any timing."""
+    if not any(e.info.name == "clip-image" for e in encoders):
+        return None
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(store / "sentence-transformers/clip-ViT-B-32"), device="cpu",
+                               local_files_only=True, processor_kwargs={"backend": "pil"})
+
+
+def one_at_a_time(posters: Path, encoders: list, clip, output: Path) -> None:
     """The original loop: per model, per poster: open, RGB, preprocess, forward of one, write."""
-    clip = None
-    if any(e.info.name == "clip-image" for e in encoders):
-        from sentence_transformers import SentenceTransformer
-
-        clip = SentenceTransformer(str(store / "sentence-transformers/clip-ViT-B-32"), device="cpu",
-                                   local_files_only=True, processor_kwargs={"backend": "pil"})
     files = sorted(posters.iterdir())
-    started = time.perf_counter()
     for encoder in encoders:
         (output / encoder.info.folder).mkdir(parents=True, exist_ok=True)
         for file in files:
@@ -143,21 +135,18 @@ def one_at_a_time(posters: Path, encoders: list, store: Path, output: Path) -> f
             else:
                 vector = encoder.embed(encoder.preprocess(read_poster(file)))[0]
             (output / encoder.info.folder / f"{file.stem}.json").write_text(json.dumps({file.stem: vector.tolist()}))
-    return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--posters", type=int, default=64)
-    parser.add_argument("--models", default="clip-image,vgg,vit")
-    parser.add_argument("--models-dir", type=Path, help="a real model store (default: random real-size weights)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-loop", action="store_true", help="leave out the one-at-a-time loop")
-    parser.add_argument("--tiny-models", action="store_true",
-                        help="keep the tests' small random models (a quick check that the benchmark runs)")
-    args = parser.parse_args()
+    options = parser(__doc__.split("\n")[0], workers=2)
+    options.add_argument("--posters", type=int, default=64)
+    options.add_argument("--models", default="clip-image,vgg,vit")
+    options.add_argument("--models-dir", type=Path, help="a real model store (default: random real-size weights)")
+    options.add_argument("--batch-size", type=int, default=32)
+    options.add_argument("--skip-loop", action="store_true", help="leave out the one-at-a-time loop")
+    options.add_argument("--tiny-models", action="store_true",
+                         help="keep the tests' small random models (a quick check that the benchmark runs)")
+    args = options.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -167,24 +156,23 @@ def main() -> None:
         encoders = load_encoders(store, names)
         tensors = {e.info.folder: [e.preprocess(read_poster(f))[0] for f in sorted(posters.iterdir())]
                    for e in encoders}
-        times: dict[str, list[float]] = {"end to end": [], "bare forward": [], "one at a time": []}
-        for repeat in range(args.repeats):
-            times["end to end"].append(end_to_end(posters, encoders, tmp / f"e2e{repeat}", args.batch_size,
-                                                  args.workers))
-            times["bare forward"].append(bare_forward(tensors, encoders, args.batch_size))
-            if not args.skip_loop:
-                times["one at a time"].append(one_at_a_time(posters, encoders, store, tmp / f"loop{repeat}"))
+        clip = sentence_transformers_clip(encoders, store)
+        contenders = {
+            "end to end": lambda repeat: end_to_end(posters, encoders, tmp / f"e2e{repeat}", args.batch_size,
+                                                    args.workers),
+            "bare forward": lambda _: bare_forward(tensors, encoders, args.batch_size),
+            "one at a time": lambda repeat: one_at_a_time(posters, encoders, clip, tmp / f"loop{repeat}"),
+        }
+        if args.skip_loop:
+            del contenders["one at a time"]
+        medians = median_seconds(contenders, args.repeats)
 
     print(f"{args.posters} posters of {POSTER_SIZE[0]}x{POSTER_SIZE[1]}, models {args.models}, "
           f"batch {args.batch_size}, {args.workers} workers, {torch.get_num_threads()} torch threads, "
           f"median of {args.repeats}")
-    medians = {name: statistics.median(values) for name, values in times.items() if values}
-    for name, seconds in medians.items():
-        print(f"  {name:14s} {args.posters / seconds:7.2f} posters/s  ({seconds:.2f} s; runs: "
-              f"{', '.join(f'{v:.2f}' for v in times[name])})")
-    bare = medians["bare forward"]
-    print(f"  end to end / bare forward time: {medians['end to end'] / bare:.3f} "
-          f"(pipeline overhead {100 * (medians['end to end'] / bare - 1):+.1f}%)")
+    print_table(medians, args.posters, "posters")
+    overhead = medians["end to end"] / medians["bare forward"]
+    print(f"  end to end / bare forward time: {overhead:.3f} (pipeline overhead {100 * (overhead - 1):+.1f}%)")
     if "one at a time" in medians:
         print(f"  end to end speed-up over one at a time: {medians['one at a time'] / medians['end to end']:.2f}x")
 

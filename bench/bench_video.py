@@ -23,7 +23,6 @@ three models' per-frame transforms.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -33,12 +32,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
-
-from m3l import models  # noqa: E402
-from m3l.catalog import Item  # noqa: E402
-from m3l.media.video import FramePlan, decode, loader_for  # noqa: E402
+from common import REPO, median_seconds, parser, print_table
+from m3l import models
+from m3l.catalog import Item
+from m3l.media.video import FramePlan, decode, loader_for
 
 MODELS = ("slowfast", "mvit", "r2p1d")
 
@@ -101,9 +98,9 @@ def _tree_pss(pid: int) -> int:
 
 def timed_script(script: str, *args: object) -> tuple[float, int]:
     """Wall seconds and peak process-tree memory of one extract script run."""
-    env = {**os.environ, "M3L_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(ROOT / "src" / script), *map(str, args)], env=env, cwd=ROOT,
+    process = subprocess.Popen([sys.executable, str(REPO / "src" / script), *map(str, args)], env=env, cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
     sampler_done = threading.Event()
@@ -159,16 +156,6 @@ def _discard(frame):
     return frame.new_empty(0)
 
 
-def rate(run, repeats: int) -> float:
-    """Median frames per second of `run()`, which returns the frames it handled."""
-    speeds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        frames = run()
-        speeds.append(frames / (time.perf_counter() - started))
-    return statistics.median(speeds)
-
-
 def end_to_end(root: Path, trailers: Path, workers: int, repeats: int) -> tuple[tuple[float, int], tuple[float, int]]:
     """Median seconds and peak memory of the three single scripts together, then of extract_video.py."""
     store = build_store(root)
@@ -184,13 +171,11 @@ def end_to_end(root: Path, trailers: Path, workers: int, repeats: int) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trailers", type=int, default=2)
-    parser.add_argument("--loops", type=int, default=6)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="decode-only repeats")
-    parser.add_argument("--end-to-end-repeats", type=int, default=1, help="0 leaves out the end-to-end runs")
-    args = parser.parse_args()
+    options = parser(__doc__, workers=2)
+    options.add_argument("--trailers", type=int, default=2)
+    options.add_argument("--loops", type=int, default=6)
+    options.add_argument("--end-to-end-repeats", type=int, default=1, help="0 leaves out the end-to-end runs")
+    args = options.parse_args()
 
     import torch
 
@@ -204,11 +189,13 @@ def main() -> None:
         shared_frames = frames_decoded(trailer, MODELS)
         original_frames = 3 * frames_up_to_30s(trailer)
 
-        plain = rate(lambda: plain_pyav(trailer, shared_frames), args.repeats)
-        ours_decode = rate(lambda: decode(trailer, (FramePlan("none", shared_frames, 1, _discard),)).count,
-                           args.repeats)
         shared_loader = loader_for(encoders(MODELS), None)
-        ours_prepared = rate(lambda: shared_loader(Item("1", str(trailer))).count, args.repeats)
+        decoding = median_seconds({
+            "plain PyAV loop to RGB": lambda _: plain_pyav(trailer, shared_frames),
+            "our decoder + RGB to float, no model": lambda _: decode(
+                trailer, (FramePlan("none", shared_frames, 1, _discard),)),
+            "our shared loader, three transforms": lambda _: shared_loader(Item("1", str(trailer))),
+        }, args.repeats)
 
     print(f"{args.trailers} trailers, 720p H.264, {original_frames // 3} frames up to 30 s, "
           f"{args.workers} decoding workers, {os.cpu_count()} cores")
@@ -225,10 +212,10 @@ def main() -> None:
         print(f"  shared    {shared[0]:7.1f} s  {args.trailers / shared[0]:.4f} trailers/s  "
               f"peak memory {shared[1] / 2**30:.2f} GiB   speed-up {separate_seconds / shared[0]:.2f}x")
     print(f"decode only, {shared_frames} frames, one thread (median of {args.repeats})")
-    print(f"  plain PyAV loop to RGB                 {plain:7.1f} frames/s")
-    print(f"  our decoder + RGB to float, no model   {ours_decode:7.1f} frames/s  {ours_decode / plain:.2f}x plain")
-    print(f"  our shared loader, three transforms    {ours_prepared:7.1f} frames/s  {ours_prepared / plain:.2f}x plain")
-
+    print_table(decoding, shared_frames, "frames")
+    plain = decoding["plain PyAV loop to RGB"]
+    print(f"  our decoder vs plain: {plain / decoding['our decoder + RGB to float, no model']:.2f}x, "
+          f"our shared loader vs plain: {plain / decoding['our shared loader, three transforms']:.2f}x")
 
 if __name__ == "__main__":
     main()
