@@ -1,6 +1,9 @@
+import logging
 import os
 
 import pytest
+
+from tests.testlib import REPO, SRC
 
 # Tests never reach a model hub: every model comes from a temporary store.
 os.environ.setdefault("M3L_OFFLINE", "1")
@@ -13,3 +16,19 @@ def _few_threads():
     import torch
 
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> str:
+    """One Ray instance per test session (starting one takes many seconds on 2 cores): its GCS address.
+
+    The workers import m3l and the test-only encoders from the checkout, as the scripts' workers do.
+    """
+    import ray
+
+    ray.init(num_cpus=2, object_store_memory=100 * 1024**2, include_dashboard=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(SRC), str(REPO)])}})
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

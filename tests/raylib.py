@@ -1,32 +1,11 @@
-"""A local Ray instance for the Ray engine tests of every test folder (import the `ray_cluster` fixture)."""
+"""Checks shared by the Ray engine tests of every test folder (their `ray_cluster` fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-from tests.testlib import REPO, SRC
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> str:
-    """One Ray instance per test session (starting one takes many seconds on 2 cores): its GCS address.
-
-    The workers import m3l and the test-only encoders from the checkout, as the scripts' workers do.
-    """
-    import ray
-
-    ray.init(num_cpus=2, object_store_memory=100 * 1024**2, include_dashboard=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(SRC), str(REPO)])}})
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
 
 
 def read_vectors(folder: Path) -> dict[str, list[float]]:

@@ -20,7 +20,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 
 from tests.testlib import DATA, REPO, SRC
 
@@ -35,7 +34,7 @@ class Extractor:
     script: str
     models: str  # --models of the test runs: the cheapest ones
     folders: tuple[str, ...]  # their output folders
-    store_builder: str  # Python run in the extractor's venv that adds those models to the store `root`
+    store_builders: tuple[str, ...]  # module:function of its test folder adding those models to a store
     items: int  # catalogue size of the kill and concurrency runs: enough for a run of several seconds
     batch_size: int
 
@@ -53,24 +52,21 @@ class Extractor:
 
 EXTRACTORS = [
     Extractor("text", "extract_text.py", "minilm", ("minilm",),
-              "from tests.stores import add_minilm; add_minilm(root)", items=60, batch_size=4),
+              ("tests.stores:add_minilm",), items=60, batch_size=4),
     Extractor("image", "extract_images.py", "clip-image,vit", ("clip-image", "vit"),
-              "from tests.image.conftest import add_vit; from tests.stores import add_clip; add_clip(root); "
-              "add_vit(root)", items=24, batch_size=4),
+              ("tests.stores:add_clip", "tests.image.conftest:add_vit"), items=24, batch_size=4),
     Extractor("audio", "extract_audio.py", "vggish", ("audio_vggish",),
-              "from tests.audio.conftest import add_vggish; add_vggish(root)", items=12, batch_size=2),
+              ("tests.audio.conftest:add_vggish",), items=12, batch_size=2),
     Extractor("video", "extract_video.py", "r2p1d", ("r2p1d",),
-              "from tests.video.conftest import save_random_model; save_random_model(root, 'r2p1d')",
-              items=4, batch_size=2),
+              ("tests.video.conftest:add_r2p1d",), items=4, batch_size=2),
 ]
 TEXT = EXTRACTORS[0]
 
 
 def build_store(extractor: Extractor, root: Path) -> Path:
     """Fill `root` with the extractor's test models, running its test folder's builders in its venv."""
-    code = f"import sys; from pathlib import Path; root = Path(sys.argv[1]); {extractor.store_builder}"
-    result = subprocess.run([str(extractor.python), "-c", code, str(root)], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, **OFFLINE}, timeout=600)
+    result = subprocess.run([str(extractor.python), "-m", "tests.build_store", str(root), *extractor.store_builders],
+                            cwd=REPO, capture_output=True, text=True, env={**os.environ, **OFFLINE}, timeout=600)
     assert result.returncode == 0, result.stderr
     return root
 
@@ -205,36 +201,3 @@ def summaries(stdout: str) -> dict[str, dict[str, int]]:
             counts = [part.strip().split(" ", 1) for part in rest.split(" in ")[0].split(",")]
             found[folder] = {label: int(number) for number, label in counts}
     return found
-
-
-# Fixtures (test modules import them, so that they need no shared conftest edit).
-
-@pytest.fixture(scope="session")
-def extractor_store(tmp_path_factory):
-    """Extractor → its test model store, built once per session."""
-    stores = {}
-
-    def store_of(extractor: Extractor) -> Path:
-        if extractor.modality not in stores:
-            stores[extractor.modality] = build_store(extractor, tmp_path_factory.mktemp(f"store-{extractor}"))
-        return stores[extractor.modality]
-
-    return store_of
-
-
-@pytest.fixture(scope="session")
-def clean_run(tmp_path_factory, extractor_store):
-    """Extractor → (catalogue, output) of one uninterrupted run on its many-item catalogue."""
-    runs = {}
-
-    def clean_run_of(extractor: Extractor) -> tuple[Path, Path]:
-        if extractor.modality not in runs:
-            folder = tmp_path_factory.mktemp(f"clean-{extractor}")
-            catalogue = make_catalogue(extractor, folder / "input")
-            code, _, stderr = run(extractor, arguments(extractor, catalogue, extractor_store(extractor),
-                                                       folder / "output"))
-            assert code == 0, stderr
-            runs[extractor.modality] = catalogue, folder / "output"
-        return runs[extractor.modality]
-
-    return clean_run_of

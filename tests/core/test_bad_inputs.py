@@ -13,7 +13,7 @@ import pytest
 
 from m3l.catalog import read_media_dir, read_media_map, read_plots
 from tests.bad_inputs.make_corpus import BAD_IDS, make_corpus
-from tests.core.extractors import EXTRACTORS, extractor_store, run, snapshot, summaries  # noqa: F401
+from tests.core.extractors import EXTRACTORS, run, snapshot, summaries
 
 LOG_LINE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+) (\S+) (skipped|failed|recompute|warning) (.+)")
 

@@ -15,8 +15,8 @@ import pytest
 
 from m3l.models import MODELS, by_folder
 from m3l.store.locks import model_locks
-from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, clean_run,  # noqa: F401
-                                   extractor_store, finish, snapshot, start, summaries, table_name, temporary_files)
+from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, snapshot, start, summaries,
+                                   temporary_files)
 
 
 def stderr_until(process: subprocess.Popen, text: str, timeout: float = 300) -> str:

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from m3l.store.writer import OutputError, atomic_write_bytes
-from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, clean_run,  # noqa: F401
-                                   extractor_store, finish, json_files, make_catalogue, run, signal_group, snapshot,
-                                   start, temporary_files, wait_for)
+from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, json_files, make_catalogue,
+                                   run, signal_group, snapshot, start, temporary_files, wait_for)
 from tests.testlib import REPO, SRC
 
 KILLS = 5
@@ -67,20 +66,9 @@ def test_kill_while_consolidating_keeps_the_previous_tables(tmp_path, extractor_
     assert run(TEXT, [*args, "--limit", "6"])[0] == 0
     before = {path.name: path.read_bytes() for path in output.glob("text_embeddings_*")}
     # Pause inside pyarrow's write, after part of the file is out, and die there.
-    driver = (
-        "import sys, time, pyarrow.parquet as pq\n"
-        "from m3l.cli import main\n"
-        "write = pq.write_table\n"
-        "def half_then_hang(table, where, **kw):\n"
-        "    write(table.slice(0, 1), where, **kw)\n"
-        "    open(sys.argv[1], 'w').close()\n"
-        "    time.sleep(600)\n"
-        "pq.write_table = half_then_hang\n"
-        "main('text', sys.argv[2:])\n"
-    )
     ready = tmp_path / "ready"
-    process = subprocess.Popen([str(TEXT.python), "-c", driver, str(ready), *args], cwd=REPO,
-                               env={**os.environ, "PYTHONPATH": str(SRC), "M3L_OFFLINE": "1"},
+    process = subprocess.Popen([str(TEXT.python), "-m", "tests.core.hang_in_parquet_write", str(ready), *args],
+                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(SRC), "M3L_OFFLINE": "1"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     assert wait_for(ready.exists, process), process.communicate()[1]
     signal_group(process, signal.SIGKILL)

@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, clean_run,  # noqa: F401
-                                   extractor_store, finish, json_files, run, signal_group, snapshot, start,
-                                   summaries, table_name, temporary_files, wait_for)
+from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, json_files, run,
+                                   signal_group, snapshot, start, summaries, table_name, temporary_files, wait_for)
 
 STOP_SECONDS = 20  # "a few seconds" is about one batch; generous for a loaded two-core machine
 

@@ -21,7 +21,7 @@ import pytest
 from m3l import models
 from m3l.cli import main
 from m3l.models import ModelInfo
-from tests.raylib import assert_engines_agree, log_statuses, ray_cluster, read_vectors  # noqa: F401 - ray_cluster is a fixture
+from tests.raylib import assert_engines_agree, log_statuses, read_vectors
 from tests.testlib import REPO, SRC
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -130,14 +130,8 @@ def test_killed_driver_resumes_to_the_clean_result(tmp_path, minilm_store, ray_c
 
 
 def test_without_ray_the_cli_imports_and_engine_ray_is_a_one_line_error(tmp_path, minilm_store):
-    code = f"""
-import sys
-sys.modules["ray"] = None  # as if Ray were not installed
-from m3l.cli import main
-assert not [name for name in sys.modules if name.startswith("ray.")]
-sys.exit(main("text", ["--engine", "ray", "--models-dir", {str(minilm_store)!r}, "--output", {str(tmp_path)!r}]))
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "tests.core.without_ray", "--engine", "ray", "--models-dir",
+                             str(minilm_store), "--output", str(tmp_path)], capture_output=True, text=True, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(SRC)})
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == ("error: --engine ray needs ray, which this venv lacks; "

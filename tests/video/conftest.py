@@ -49,6 +49,11 @@ def save_random_model(store: Path, name: str, seed: int = 0) -> Path:
     return path
 
 
+def add_r2p1d(store: Path) -> Path:
+    """The cheapest of the video models, for the guarantee tests' runs."""
+    return save_random_model(store, "r2p1d")
+
+
 @pytest.fixture(scope="session")
 def video_store(tmp_path_factory) -> Path:
     store = tmp_path_factory.mktemp("video-store")

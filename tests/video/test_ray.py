@@ -1,7 +1,7 @@
 """extract_video.py with --engine ray: the local engine's outputs, clip means included
 (mvit cuts the trailer into two clips)."""
 
-from tests.raylib import assert_engines_agree, ray_cluster  # noqa: F401 - ray_cluster is a fixture
+from tests.raylib import assert_engines_agree
 from tests.video.conftest import write_map
 
 
