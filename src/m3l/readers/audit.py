@@ -10,7 +10,6 @@ JSON files. Any of those is a problem; `verify.py` exits non-zero when it finds 
 from __future__ import annotations
 
 import fcntl
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,8 @@ import numpy as np
 
 from m3l.catalog import id_problem
 from m3l.models import ModelInfo
-from m3l.readers.features import (NO_LOG_ENTRY, canonical_id, consolidated_paths, found_models, load_features,
-                          missing_reasons, read_log)
+from m3l.readers.features import NO_LOG_ENTRY, found_models, load_features, missing_reasons, read_log
+from m3l.store.format import canonical_id, parse_vector, table_paths
 from m3l.store.locks import temporaries
 
 SHOWN = 5  # ids shown per finding
@@ -64,25 +63,6 @@ def _shown(names: list[str]) -> str:
     return ", ".join(sorted(names, key=lambda name: (len(name), name))[:SHOWN]) + more
 
 
-def check_vector(raw: bytes, movie_id: str, dim: int) -> tuple[str | None, np.ndarray | None]:
-    """(problem or None, the vector when it has the right length)."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return "files that do not parse", None
-    if not isinstance(data, dict) or list(data) != [movie_id] or not isinstance(data[movie_id], list):
-        return f"files that are not {{id: [...]}} for their own id", None
-    values = data[movie_id]
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
-        return "files with values that are not numbers", None
-    if len(values) != dim:
-        return f"wrong length (not {dim})", None
-    vector = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(vector).all():
-        return "NaN or Inf values", None
-    return None, vector.astype(np.float32)
-
-
 def _run_in_progress(output: Path, info: ModelInfo) -> bool:
     try:
         handle = open(output / f".{info.folder}.lock", encoding="utf-8")
@@ -106,11 +86,11 @@ def _audit_json(audit: ModelAudit, folder: Path) -> tuple[dict[str, np.ndarray],
             audit.flag("file names that are not valid ids", [file.name])
             continue
         try:
-            problem, vector = check_vector(file.read_bytes(), file.stem, audit.info.dim)
+            vector = parse_vector(file.read_bytes(), file.stem, audit.info.dim)
         except OSError as error:
-            problem, vector = f"unreadable files ({error.strerror})", None
-        if problem:
-            audit.flag(problem, [file.name])
+            vector = f"unreadable files ({error.strerror})"
+        if isinstance(vector, str):
+            audit.flag(vector, [file.name])
             damaged.add(canonical_id(file.stem))
             continue
         if not vector.any() and not audit.info.zero_vectors_ok:
@@ -122,7 +102,7 @@ def _audit_json(audit: ModelAudit, folder: Path) -> tuple[dict[str, np.ndarray],
 def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.ndarray] | None,
                         damaged: set[str]) -> None:
     """Each consolidated table against the sound JSON files (or, without a JSON folder, on its own)."""
-    tables = {source: path for source, path in consolidated_paths(output, audit.info).items() if path.is_file()}
+    tables = {source: path for source, path in table_paths(output, audit.info).items() if path.is_file()}
     if not tables:
         audit.notes.append("no consolidated tables (run src/consolidate.py)")
     for source, path in tables.items():

@@ -28,7 +28,8 @@ import numpy as np
 
 from m3l.errors import UserError
 from m3l.models import MODELS, ModelInfo
-from m3l.store.format import read_folder
+from m3l.store.format import (LogEntry, canonical_id, id_order, log_path, read_folder, read_log_file, read_table,
+                              table_paths)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,33 +50,15 @@ def model_info(model: str | ModelInfo) -> ModelInfo:
     raise UserError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
 
 
-def canonical_id(movie_id: object) -> str:
-    """An id as every reader returns it: a string, integers written without leading zeros."""
-    text = str(movie_id)
-    return str(int(text)) if _is_integer(text) else text
-
-
-def _is_integer(movie_id: str) -> bool:
-    return movie_id.isascii() and movie_id.isdigit()
-
-
-def _id_order(ids: list[str]) -> tuple[list[str], list[int]]:
+def _canonical_order(ids: list[str]) -> tuple[list[str], list[int]]:
     """Canonical ids and the permutation that sorts them like the consolidated tables."""
     ids = [canonical_id(i) for i in ids]
-    numeric = bool(ids) and all(_is_integer(i) for i in ids)
-    order = sorted(range(len(ids)), key=(lambda k: int(ids[k])) if numeric else ids.__getitem__)
-    return ids, order
+    return ids, id_order(ids)
 
 
 def _sorted(ids: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
-    ids, order = _id_order(ids)
+    ids, order = _canonical_order(ids)
     return [ids[k] for k in order], matrix[order]
-
-
-def consolidated_paths(output_dir: Path | str, model: str | ModelInfo) -> dict[str, Path]:
-    info = model_info(model)
-    stem = Path(output_dir) / info.consolidated_name
-    return {"hdf5": stem.with_name(stem.name + ".h5"), "parquet": stem.with_name(stem.name + ".parquet")}
 
 
 def _newest_json_change_ns(folder: Path) -> int | None:
@@ -93,34 +76,13 @@ def choose_source(output_dir: Path | str, model: str | ModelInfo) -> str:
     else "json"."""
     info = model_info(model)
     newest_json = _newest_json_change_ns(Path(output_dir) / info.folder)
-    for source, path in consolidated_paths(output_dir, info).items():
+    for source, path in table_paths(output_dir, info).items():
         if path.is_file() and (newest_json is None or path.stat().st_mtime_ns >= newest_json):
             return source
     if newest_json is None:
         raise UserError(f"no features of {info.name} under {output_dir}: neither {info.folder}/ "
                         f"nor {info.consolidated_name}.parquet/.h5")
     return "json"
-
-
-def _read_parquet(path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["movie_id", "embedding"] if vectors else ["movie_id"])
-    ids = [str(i) for i in table.column("movie_id").to_pylist()]
-    if not vectors:
-        return ids, None
-    values = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return ids, values.astype(np.float32, copy=False).reshape(len(ids), dim)
-
-
-def _read_hdf5(path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
-    import h5py
-
-    with h5py.File(path, "r") as handle:
-        stored = handle["movie_ids"]
-        ids = [str(i) for i in (stored.asstr()[...] if h5py.check_string_dtype(stored.dtype) else stored[...])]
-        matrix = np.asarray(handle["embeddings"][...], dtype=np.float32).reshape(len(ids), dim) if vectors else None
-    return ids, matrix
 
 
 def _read(output_dir: Path | str, info: ModelInfo, source: str, vectors: bool) -> tuple[list[str], np.ndarray | None]:
@@ -133,10 +95,10 @@ def _read(output_dir: Path | str, info: ModelInfo, source: str, vectors: bool) -
         if not (Path(output_dir) / info.folder).is_dir():
             raise UserError(f"no JSON folder {Path(output_dir) / info.folder}")
         return read_folder(Path(output_dir), info)
-    path = consolidated_paths(output_dir, info)[source]
+    path = table_paths(output_dir, info)[source]
     if not path.is_file():
         raise UserError(f"no consolidated file {path}")
-    return (_read_parquet if source == "parquet" else _read_hdf5)(path, info.dim, vectors)
+    return read_table(source, path, info.dim, vectors)
 
 
 def load_features(output_dir: Path | str, model: str | ModelInfo,
@@ -152,7 +114,7 @@ def load_features(output_dir: Path | str, model: str | ModelInfo,
 
 def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:
     """The ids of `load_features` without reading the vectors of a consolidated table."""
-    ids, order = _id_order(_read(output_dir, model_info(model), source, vectors=False)[0])
+    ids, order = _canonical_order(_read(output_dir, model_info(model), source, vectors=False)[0])
     return [ids[k] for k in order]
 
 
@@ -164,22 +126,10 @@ def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "
     return pd.DataFrame(matrix, index=pd.Index(ids, name="movie_id"))
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    timestamp: str
-    model: str
-    movie_id: str
-    status: str  # skipped, failed, recompute, warning
-    reason: str
-
-
 def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
-    """The lines of `log_<folder>.txt` (`<timestamp> <model> <id> <status> <reason>`); others are ignored."""
-    path = Path(output_dir) / f"log_{model_info(model).folder}.txt"
-    if not path.is_file():
-        return []
-    fields = (line.split(maxsplit=4) for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
-    return [LogEntry(*parts, *[""] * (5 - len(parts))) for parts in fields if len(parts) >= 4]
+    """The entries of the model's log; lines of another shape are ignored."""
+    path = log_path(output_dir, model_info(model))
+    return list(read_log_file(path)) if path.is_file() else []
 
 
 def missing_reasons(entries: list[LogEntry], missing: Iterable[str]) -> dict[str, list[str]]:
@@ -225,7 +175,7 @@ def found_models(output_dir: Path | str) -> list[ModelInfo]:
     """The models with a JSON folder or a consolidated table under `output_dir`, in table order."""
     output = Path(output_dir)
     return [info for info in MODELS.values()
-            if (output / info.folder).is_dir() or any(p.is_file() for p in consolidated_paths(output, info).values())]
+            if (output / info.folder).is_dir() or any(p.is_file() for p in table_paths(output, info).values())]
 
 
 def summarize(output_dir: Path | str, model: str | ModelInfo, ids: list[str],

@@ -17,7 +17,8 @@ import numpy as np
 
 from m3l.errors import UserError
 from m3l.models import ModelInfo
-from m3l.readers.features import canonical_id, found_models, load_features, load_ids, model_info
+from m3l.readers.features import found_models, load_features, load_ids, model_info
+from m3l.store.format import canonical_id
 from m3l.store.writer import atomic_output
 
 FILL_POLICIES = ("zeros", "mean")

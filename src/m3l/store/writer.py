@@ -24,7 +24,7 @@ import numpy as np
 from m3l.catalog import id_problem, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
-from m3l.store.format import log_line, parse_vector
+from m3l.store.format import log_line, log_path, parse_vector
 
 TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
@@ -91,7 +91,7 @@ class FeatureStore:
         self.info = info
         self.output = Path(output)
         self.folder = self.output / info.folder
-        self.log_path = self.output / f"log_{info.folder}.txt"
+        self.log_path = log_path(self.output, info)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.log_path.touch()
@@ -126,12 +126,13 @@ class FeatureStore:
         self.summary.failed += 1
         self.log(movie_id, "failed", reason)
 
-    def read(self, movie_id: str) -> list[float] | None:
+    def read(self, movie_id: str) -> np.ndarray | None:
         """The stored vector, or None when the file is missing or not a complete vector."""
         try:
-            return parse_vector(self.path(movie_id).read_bytes(), movie_id, self.info.dim)
+            vector = parse_vector(self.path(movie_id).read_bytes(), movie_id, self.info.dim)
         except OSError:
             return None
+        return None if isinstance(vector, str) else vector
 
     def pending(self, ids: list[str]) -> list[str]:
         """The ids still to compute; a present but unreadable file is logged and recomputed."""
