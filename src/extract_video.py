@@ -5,4 +5,4 @@ import sys
 from m3l.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main("video", default_models=["slowfast", "mvit", "r2p1d"], description=__doc__))
+    sys.exit(main("video", description=__doc__))

@@ -40,22 +40,12 @@ def catalogue_ids(args: argparse.Namespace) -> dict[str, set[str]]:
     return ids
 
 
-def chosen_models(names: str | None) -> list[models.ModelInfo] | None:
-    if names is None:
-        return None
-    chosen = [models.MODELS.get(name) or models.by_folder(name) for name in names.split(",")]
-    unknown = [name for name, info in zip(names.split(","), chosen) if info is None]
-    if unknown:
-        raise UserError(f"unknown model {', '.join(map(repr, unknown))}; choose from {', '.join(models.MODELS)}")
-    return chosen
-
-
 def verify(args: argparse.Namespace) -> list[str]:
     """Print the audit; return what is wrong (model folders, catalogues no model covers)."""
     if not args.output.is_dir():
         raise UserError(f"output folder not found: {args.output}")
     catalogues = catalogue_ids(args)
-    audits = audit(args.output, catalogues, chosen_models(args.models))
+    audits = audit(args.output, catalogues, None if args.models is None else models.resolve(args.models.split(",")))
     if not audits:
         raise UserError(f"no model folder or consolidated table under {args.output}")
     for result in audits:

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from m3l.media.audio import decode_soundtrack
+from m3l.models import models_of
 from tests.audio.helpers import log_lines, vectors, write_map
 from tests.audio.sounds import write_audio, write_broken
 from tests.testlib import DATA, bikes, run_script
 
-MODELS = ("whisper", "ast", "vggish")
+MODELS = tuple(info.name for info in models_of("audio"))
 
 
 @pytest.fixture(scope="module")

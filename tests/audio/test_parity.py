@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
+from m3l.models import models_of
 from tests.audio.conftest import AST, VGGISH, VGGISH_PCA, WHISPER
 from tests.audio.helpers import vectors, write_map
 from tests.audio.reference import ast_vector, vggish_vector, whisper_vector
 from tests.testlib import DATA, bigbuckbunny, run_script
 
-MODELS = ("whisper", "ast", "vggish")
+MODELS = tuple(info.name for info in models_of("audio"))
 # The reference builds AST's extractor without our loader's filter: its notice of empty mel bands is expected.
 pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filter has all zero values:UserWarning")
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from m3l.models import MODELS, by_folder
+from m3l.models import MODELS, lookup
 from m3l.store.locks import model_locks
 from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, snapshot, start, summaries,
                                    temporary_files)
@@ -42,7 +42,7 @@ def test_two_runs_on_one_folder_compute_each_id_once_and_complete_the_union(extr
     output.mkdir()
     args = arguments(extractor, catalogue, extractor_store(extractor), output)
     # Hold the lock until both runs are queued on it, so that they surely overlap.
-    with model_locks(output, [by_folder(folder) for folder in extractor.folders]):
+    with model_locks(output, [lookup(folder) for folder in extractor.folders]):
         runs = [start(extractor, [*args, "--ids", first]), start(extractor, [*args, "--ids", second])]
         for process in runs:
             stderr_until(process, "waiting for it to finish")

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from m3l.cli import main
+from m3l.models import models_of
 
-MODELS = ("clip-image", "vgg", "vit")
+MODELS = tuple(info.name for info in models_of("image"))
 
 
 def extract(store: Path, posters: Path, output: Path, *options: object) -> int:

@@ -15,7 +15,7 @@ from m3l.media.video import loader_for
 from tests.testlib import bigbuckbunny, bikes
 from tests.video.reference import RECIPES, clip_of, decode_all_frames, windows
 
-NAMES = ["slowfast", "mvit", "r2p1d"]
+NAMES = [info.name for info in models.models_of("video")]
 # case → clips per model as the recipe's window rules give them (large outputs are costly: not every
 # case checks every model)
 EXPECTED_CLIPS = {

@@ -24,6 +24,7 @@ class ModelInfo:
     encoder: str  # "module:Class" implementing m3l.models.base.Encoder
     decimals: int | None = None  # rounding of the JSON values (audio: 6)
     zero_vectors_ok: bool = False  # the recipe yields all-zero vectors for some inputs (docs/recipes.md)
+    auto_precision: str = "fp32"  # what --precision auto runs on CUDA: the published recipe's ("fp32", "fp16")
     max_seq_length: int | None = None  # tokens, set at load whatever the tokenizer config says
 
     @property
@@ -67,9 +68,9 @@ MODELS: dict[str, ModelInfo] = {
         ModelInfo("vit", "vit", "image", 768, _hf("google/vit-base-patch16-224-in21k", *_HF_FILES, "pytorch_model.bin"),
                   "m3l.models.image:ViTEncoder"),
         ModelInfo("whisper", "audio_whisper", "audio", 512, _hf("openai/whisper-base", *_HF_FILES),
-                  "m3l.models.audio:WhisperEncoder", decimals=6),
+                  "m3l.models.audio:WhisperEncoder", decimals=6, auto_precision="fp16"),
         ModelInfo("ast", "audio_ast", "audio", 768, _hf("MIT/ast-finetuned-audioset-10-10-0.4593", *_HF_FILES),
-                  "m3l.models.audio:ASTEncoder", decimals=6),
+                  "m3l.models.audio:ASTEncoder", decimals=6, auto_precision="fp16"),
         ModelInfo("vggish", "audio_vggish", "audio", 128,
                   (_url("torchvggish/vggish-10086976.pth", f"{_VGGISH}/vggish-10086976.pth"),
                    _url("torchvggish/vggish_pca_params-970ea276.pth", f"{_VGGISH}/vggish_pca_params-970ea276.pth")),
@@ -92,21 +93,25 @@ def models_of(modality: str) -> list[ModelInfo]:
     return [info for info in MODELS.values() if info.modality == modality]
 
 
-def resolve(names: list[str] | None, modality: str) -> list[ModelInfo]:
-    """The models a run asked for, by name or output folder; all of the modality's by default."""
-    available = models_of(modality)
+def resolve(names: list[str] | None, modality: str | None = None) -> list[ModelInfo]:
+    """The models named, each by name or output folder, once each; every model (of `modality`) when none are.
+
+    A name that is no model (of `modality`) is a UserError listing the choices.
+    """
+    available = models_of(modality) if modality else list(MODELS.values())
     if not names:
         return available
     by_key = {key: info for info in available for key in (info.name, info.folder)}
     unknown = [name for name in names if name not in by_key]
     if unknown:
-        raise UserError(f"unknown {modality} model {', '.join(map(repr, unknown))}; "
+        raise UserError(f"unknown {f'{modality} ' if modality else ''}model {', '.join(map(repr, unknown))}; "
                         f"choose from {', '.join(info.name for info in available)}")
     return list(dict.fromkeys(by_key[name] for name in names))
 
 
-def by_folder(folder: str) -> ModelInfo | None:
-    return next((info for info in MODELS.values() if info.folder == folder), None)
+def lookup(model: str | ModelInfo, modality: str | None = None) -> ModelInfo:
+    """The model called `model` (`whisper`) or writing to the output folder `model` (`audio_whisper`)."""
+    return model if isinstance(model, ModelInfo) else resolve([model], modality)[0]
 
 
 def encoder_class(info: ModelInfo) -> type:

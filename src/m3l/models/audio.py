@@ -19,10 +19,9 @@ from m3l.media.audio import MAX_SAMPLES, SAMPLE_RATE, Soundtrack
 from m3l.models.base import Encoder
 
 
-def half_precision(device: str, precision: str) -> AbstractContextManager:
-    """float16 autocast for --precision fp16, and for auto on CUDA (what the original ran); a no-op otherwise."""
-    enabled = precision == "fp16" or (precision == "auto" and device.startswith("cuda"))
-    return torch.autocast(device_type=device.split(":")[0], dtype=torch.float16, enabled=enabled)
+def half_precision(encoder: Encoder) -> AbstractContextManager:
+    """float16 autocast when the encoder runs in half precision (`Encoder.half`); a no-op otherwise."""
+    return torch.autocast(device_type=encoder.device.split(":")[0], dtype=torch.float16, enabled=encoder.half)
 
 
 @contextmanager
@@ -82,7 +81,7 @@ class _TransformersAudioEncoder(Encoder):
 
     def embed(self, features: list[np.ndarray]) -> np.ndarray:
         batch = torch.from_numpy(np.stack(features)).to(self.device)
-        with torch.inference_mode(), half_precision(self.device, self.precision):
+        with torch.inference_mode(), half_precision(self):
             vectors = self.pool(self.model(batch))
         return vectors.float().cpu().numpy()
 

@@ -26,6 +26,13 @@ class Encoder(ABC):
         self.device = device
         self.precision = precision
 
+    @property
+    def half(self) -> bool:
+        """Whether to run in float16: --precision fp16, or auto on CUDA where the model's recipe ran fp16."""
+        if self.precision == "auto":
+            return self.info.auto_precision == "fp16" and self.device.startswith("cuda")
+        return self.precision == "fp16"
+
     def preprocess(self, media: Any) -> list[Any]:
         """Decoded media of one item → its samples. Runs in loader workers."""
         return [media]

@@ -36,7 +36,7 @@ class _SpecEncoder(Encoder):
 
     @property
     def dtype(self) -> torch.dtype:
-        return torch.float16 if self.precision == "fp16" else torch.float32
+        return torch.float16 if self.half else torch.float32
 
     def probe(self) -> Any:
         """One sample `embed` accepts, to read the output dimension."""
@@ -233,7 +233,7 @@ class HFAudioEncoder(_SpecEncoder):
         return np.stack(vectors)
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
-        with torch.inference_mode(), half_precision(self.device, self.precision):
+        with torch.inference_mode(), half_precision(self):
             if self.audio_features is not None:
                 features = self.audio_features(**batch)
                 pooled = features if isinstance(features, torch.Tensor) else features.pooler_output

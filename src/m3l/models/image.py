@@ -31,7 +31,7 @@ class _ImageEncoder(Encoder):
 
     @property
     def dtype(self) -> torch.dtype:
-        return torch.float16 if self.precision == "fp16" else torch.float32
+        return torch.float16 if self.half else torch.float32
 
     def _place(self, network: torch.nn.Module) -> torch.nn.Module:
         return network.to(self.device, self.dtype).eval()

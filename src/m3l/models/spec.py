@@ -116,6 +116,7 @@ def parse(text: str) -> SpecInfo:
                        allow_patterns=family.allow_patterns)
     return SpecInfo(canonical, folder, family.modality, 0, (entry,), family.encoder,
                     decimals=6 if family.modality == "audio" else None,
+                    auto_precision="fp16" if family.modality == "audio" else "fp32",
                     family=family_name, repo_id=repo_id, revision=revision if at else None, options=options)
 
 

@@ -16,7 +16,7 @@ class SentenceTransformerEncoder(Encoder):
         self.model = SentenceTransformer(str(self.paths[0]), device=self.device, local_files_only=True)
         if self.info.max_seq_length:
             self.model.max_seq_length = self.info.max_seq_length
-        if self.precision == "fp16":
+        if self.half:
             self.model.half()
 
     def embed(self, plots: list[str]) -> np.ndarray:

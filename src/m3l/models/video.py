@@ -103,7 +103,7 @@ class VideoEncoder(Encoder):
     def embed(self, clips: list[torch.Tensor]) -> np.ndarray:
         batch = torch.stack(clips).to(self.device, non_blocking=True)
         device_type = torch.device(self.device).type
-        with torch.autocast(device_type, dtype=torch.float16, enabled=self.precision == "fp16"):
+        with torch.autocast(device_type, dtype=torch.float16, enabled=self.half):
             features = self.model(self.model_input(batch))
         return features.float().flatten(1).cpu().numpy()
 

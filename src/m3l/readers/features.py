@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.models import MODELS, ModelInfo
+from m3l.models import MODELS, ModelInfo, lookup
 from m3l.store.format import (LogEntry, canonical_id, id_order, log_path, read_folder, read_log_file, read_table,
                               table_paths)
 
@@ -38,16 +38,6 @@ SOURCES = ("auto", "parquet", "hdf5", "json")
 NO_LOG_ENTRY = "no log entry (never attempted?)"
 
 CatalogueIds = Collection[str] | Mapping[str, Collection[str]]  # ids, or modality → ids
-
-
-def model_info(model: str | ModelInfo) -> ModelInfo:
-    """The model named `model`, by name (`whisper`) or output folder (`audio_whisper`)."""
-    if isinstance(model, ModelInfo):
-        return model
-    for info in MODELS.values():
-        if model in (info.name, info.folder):
-            return info
-    raise UserError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
 
 
 def _canonical_order(ids: list[str]) -> tuple[list[str], list[int]]:
@@ -74,7 +64,7 @@ def _newest_json_change_ns(folder: Path) -> int | None:
 def choose_source(output_dir: Path | str, model: str | ModelInfo) -> str:
     """Where `load_features(..., source="auto")` reads: "hdf5" (the fastest) or "parquet" when up to date,
     else "json"."""
-    info = model_info(model)
+    info = lookup(model)
     newest_json = _newest_json_change_ns(Path(output_dir) / info.folder)
     for source, path in table_paths(output_dir, info).items():
         if path.is_file() and (newest_json is None or path.stat().st_mtime_ns >= newest_json):
@@ -108,13 +98,13 @@ def load_features(output_dir: Path | str, model: str | ModelInfo,
     `source` is "auto" (the consolidated table when up to date, else the JSON folder),
     or "parquet", "hdf5" or "json" to read that one form.
     """
-    ids, matrix = _read(output_dir, model_info(model), source, vectors=True)
+    ids, matrix = _read(output_dir, lookup(model), source, vectors=True)
     return _sorted(ids, matrix)
 
 
 def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:
     """The ids of `load_features` without reading the vectors of a consolidated table."""
-    ids, order = _canonical_order(_read(output_dir, model_info(model), source, vectors=False)[0])
+    ids, order = _canonical_order(_read(output_dir, lookup(model), source, vectors=False)[0])
     return [ids[k] for k in order]
 
 
@@ -128,7 +118,7 @@ def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "
 
 def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
     """The entries of the model's log; lines of another shape are ignored."""
-    path = log_path(output_dir, model_info(model))
+    path = log_path(output_dir, lookup(model))
     return list(read_log_file(path)) if path.is_file() else []
 
 
@@ -149,7 +139,7 @@ def expected_ids(output_dir: Path | str, model: str | ModelInfo, ids: Iterable[s
     """The ids a model should have vectors for: the catalogue's (its modality's, when a mapping
     is given), or by default (and for a modality the mapping lacks) every id the runs saw:
     those with a vector and those in the model's log."""
-    info = model_info(model)
+    info = lookup(model)
     if isinstance(catalogue, Mapping):
         catalogue = catalogue.get(info.modality)
     if catalogue is None:
@@ -180,7 +170,7 @@ def found_models(output_dir: Path | str) -> list[ModelInfo]:
 
 def summarize(output_dir: Path | str, model: str | ModelInfo, ids: list[str],
               catalogue: CatalogueIds | None = None, source: str = "json") -> ModelSummary:
-    info = model_info(model)
+    info = lookup(model)
     expected = expected_ids(output_dir, info, ids, catalogue)
     covered = len(set(expected).intersection(ids))
     return ModelSummary(info.name, info.folder, info.modality, info.dim, len(ids), len(expected),

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.models import ModelInfo
-from m3l.readers.features import found_models, load_features, load_ids, model_info
+from m3l.models import ModelInfo, resolve
+from m3l.readers.features import found_models, load_features, load_ids
 from m3l.store.format import canonical_id
 from m3l.store.writer import atomic_output
 
@@ -100,7 +100,7 @@ def export(output: Path, item_map: Path, target: Path, models: list[str] | None 
     so a model sharing no id with it stops the export without leaving half of it behind.
     """
     item_ids = read_item_map(item_map)
-    infos = [model_info(name) for name in models] if models else found_models(output)
+    infos = resolve(models) if models else found_models(output)
     if not infos:
         raise UserError(f"no features under {output}")
     wanted = set(item_ids)

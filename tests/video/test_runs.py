@@ -17,10 +17,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from m3l.models import models_of
 from tests.testlib import REPO, run_script
 from tests.video.conftest import write_map
 
-NAMES = ["slowfast", "mvit", "r2p1d"]
+NAMES = [info.name for info in models_of("video")]
 DIMS = {"slowfast": 2304, "mvit": 768, "r2p1d": 512}
 
 
