@@ -15,6 +15,7 @@ from typing import Iterator
 from m3l import engines, models
 from m3l.catalog import Catalogue, read_ids
 from m3l.errors import UserError
+from m3l.media import LoaderOptions
 from m3l.modalities import MODALITIES, Modality
 from m3l.model_store import ModelStore
 from m3l.models.base import Encoder
@@ -141,8 +142,8 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
                 for movie_id, reason in catalogue.warnings:
                     store.log(movie_id, "warning", reason)
             with progress_bars() as progress:
-                run(catalogue.items, modality.make_loader(encoders, args), encoders, stores, args.batch_size,
-                    args.workers, progress)
+                loader = modality.make_loader(encoders, LoaderOptions.of(args))
+                run(catalogue.items, loader, encoders, stores, args.batch_size, args.workers, progress)
         if not args.no_consolidate:
             for store in stores.values():
                 consolidate(output, store.info)

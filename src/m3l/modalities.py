@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from m3l.catalog import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, Catalogue, Item, read_media, read_plots
+from m3l.media import LoaderOptions
 from m3l.media.image import add_arguments as image_arguments
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -26,14 +27,14 @@ class Modality:
     input_help: str
     default_input: Path
     read_catalogue: Callable[[Path], Catalogue]
-    loader: str  # "module": its loader_for(encoders, args) returns the picklable item → media function
+    loader: str  # "module": its loader_for(encoders, options) returns the picklable item → media function
     batch_size: int
     workers: int
     longest_first: bool = False  # order items by input length, so batches pad little
     add_arguments: Callable[[argparse.ArgumentParser], None] = no_extra_arguments
 
-    def make_loader(self, encoders: list, args: argparse.Namespace) -> Callable[[Item], Any]:
-        return importlib.import_module(self.loader).loader_for(encoders, args)
+    def make_loader(self, encoders: list, options: LoaderOptions) -> Callable[[Item], Any]:
+        return importlib.import_module(self.loader).loader_for(encoders, options)
 
 
 MODALITIES = {

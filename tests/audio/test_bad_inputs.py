@@ -7,6 +7,7 @@ import pytest
 
 from m3l.media.audio import decode_soundtrack
 from m3l.models import models_of
+from m3l.models.vggish import MIN_PARTIAL_SAMPLES
 from tests.audio.helpers import log_lines, vectors, write_map
 from tests.audio.sounds import write_audio, write_broken
 from tests.testlib import DATA, bikes, run_script
@@ -40,11 +41,11 @@ def bad_files(tmp_path_factory):
 ])
 def test_unusable_trailers_raise_a_one_line_reason(bad_files, name, message):
     with pytest.raises((OSError, ValueError), match=message):
-        decode_soundtrack(bad_files[name])
+        decode_soundtrack(bad_files[name], min_partial_samples=MIN_PARTIAL_SAMPLES)
 
 
 def test_a_stream_broken_part_way_keeps_what_decoded_when_it_is_one_vggish_example_long(bad_files):
-    soundtrack = decode_soundtrack(bad_files["brokenlate"])
+    soundtrack = decode_soundtrack(bad_files["brokenlate"], min_partial_samples=MIN_PARTIAL_SAMPLES)
     assert len(soundtrack.waveform) >= 15600  # one complete VGGish example
     assert soundtrack.warnings and soundtrack.warnings[0].startswith("audio failed to decode after")
 

@@ -1,1 +1,24 @@
-"""Media decoding: what each modality's loader workers do to an item before any model sees it."""
+"""Media decoding: what each modality's loader workers do to an item before any model sees it.
+
+Each modality's module makes its loader with `loader_for(encoders, options)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default decompression-bomb threshold (Image.MAX_IMAGE_PIXELS)
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """The command-line options loaders take (only the image loader has any)."""
+
+    exif_rotate: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> LoaderOptions:
+        """The options a parsed command line gives; those its modality lacks keep their defaults."""
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})

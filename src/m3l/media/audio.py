@@ -10,21 +10,17 @@ feeds every audio model; each model's `preprocess` makes its own features from i
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from m3l.catalog import Item
+from m3l.media import LoaderOptions
 from m3l.media.container import open_media
 
 SAMPLE_RATE = 16_000
 MAX_SAMPLES = 30 * SAMPLE_RATE
-# A stream that breaks part-way is kept when one complete VGGish example decoded: 96 frames
-# of 25 ms every 10 ms, 0.975 s.
-MIN_PARTIAL_SAMPLES = 95 * 160 + 400
 SHORT_SAMPLES = SAMPLE_RATE  # under one second: kept, with a warning in the logs
 
 
@@ -57,8 +53,11 @@ def _decode(container, max_samples: int) -> tuple[list[np.ndarray], int, Excepti
     return chunks, collected, None
 
 
-def decode_soundtrack(path: Path | str, max_samples: int = MAX_SAMPLES) -> Soundtrack:
-    """The trailer's first `max_samples` samples of mono 16 kHz audio (fewer if it is shorter)."""
+def decode_soundtrack(path: Path | str, max_samples: int = MAX_SAMPLES, min_partial_samples: int = 1) -> Soundtrack:
+    """The trailer's first `max_samples` samples of mono 16 kHz audio (fewer if it is shorter).
+
+    A stream that breaks part-way is kept, with a warning, when at least `min_partial_samples` decoded.
+    """
     path = Path(path)
     with open_media(path) as container:
         if not container.streams.audio:
@@ -69,7 +68,7 @@ def decode_soundtrack(path: Path | str, max_samples: int = MAX_SAMPLES) -> Sound
     warnings = []
     if error is not None:
         reason = f"{type(error).__name__}: {error.strerror or error}"
-        if collected < MIN_PARTIAL_SAMPLES:
+        if collected < min_partial_samples:
             raise ValueError(f"audio failed to decode after {seconds:.2f} s ({reason})")
         warnings.append(f"audio failed to decode after {seconds:.2f} s, the decoded part is used ({reason})")
     if collected == 0:
@@ -87,10 +86,13 @@ class SoundtrackLoader:
     """The picklable item → Soundtrack function run in loader workers."""
 
     max_samples: int = MAX_SAMPLES
+    min_partial_samples: int = 1
 
     def __call__(self, item: Item) -> Soundtrack:
-        return decode_soundtrack(item.source, self.max_samples)
+        return decode_soundtrack(item.source, self.max_samples, self.min_partial_samples)
 
 
-def loader_for(encoders: list, args: argparse.Namespace) -> Callable[[Item], Soundtrack]:
-    return SoundtrackLoader()
+def loader_for(encoders: list, options: LoaderOptions = LoaderOptions()) -> SoundtrackLoader:
+    """Keeps the decoded part of a broken stream when it is long enough for every encoder: each one's
+    `min_partial_samples`, where it has one (VGGish: one complete example)."""
+    return SoundtrackLoader(min_partial_samples=max((getattr(e, "min_partial_samples", 1) for e in encoders), default=1))

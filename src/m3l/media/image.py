@@ -11,15 +11,13 @@ PIL is imported inside the functions: this module is read by the CLI in every ve
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from m3l.catalog import Item
+from m3l.media import DEFAULT_MAX_PIXELS, LoaderOptions
 
-# PIL's own default decompression-bomb threshold (Image.MAX_IMAGE_PIXELS).
-DEFAULT_MAX_PIXELS = 89_478_485
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 _HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
@@ -120,5 +118,5 @@ class PosterLoader:
         return read_poster(Path(item.source), self.exif_rotate, self.max_pixels)
 
 
-def loader_for(encoders: list, args: argparse.Namespace) -> Callable[[Item], Poster]:
-    return PosterLoader(args.exif_rotate, args.max_pixels)
+def loader_for(encoders: list, options: LoaderOptions = LoaderOptions()) -> PosterLoader:
+    return PosterLoader(options.exif_rotate, options.max_pixels)

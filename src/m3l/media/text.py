@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 from m3l.catalog import Item
+from m3l.media import LoaderOptions
 
 
 def plot_text(item: Item) -> str:
     return item.source
 
 
-def loader_for(encoders: list, args: argparse.Namespace) -> Callable[[Item], str]:
+def loader_for(encoders: list, options: LoaderOptions = LoaderOptions()) -> Callable[[Item], str]:
     return plot_text

@@ -13,7 +13,6 @@ Cutting them into windows, padding and batching is the encoder's `preprocess`.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,10 +21,10 @@ from pathlib import Path
 import torch
 
 from m3l.catalog import Item
+from m3l.media import LoaderOptions
 from m3l.media.container import open_media
 
 MAX_SECONDS = 30
-MAX_WINDOWS = 5
 
 
 @dataclass(frozen=True)
@@ -128,5 +127,5 @@ class VideoLoader:
         return decode(Path(item.source), self.plans)
 
 
-def loader_for(encoders: list, args: argparse.Namespace) -> VideoLoader:
+def loader_for(encoders: list, options: LoaderOptions = LoaderOptions()) -> VideoLoader:
     return VideoLoader(tuple(encoder.frame_plan for encoder in encoders))

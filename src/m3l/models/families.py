@@ -22,9 +22,10 @@ from m3l.media.audio import SAMPLE_RATE, Soundtrack
 from m3l.media.image import Poster
 from m3l.models.audio import _quiet_transformers, half_precision
 from m3l.models.base import Encoder
+from m3l.models.image import IMAGENET_MEAN, IMAGENET_STD
 from m3l.models.spec import SpecInfo
 from m3l.models.text import SentenceTransformerEncoder
-from m3l.models.video import IMAGENET_MEAN, IMAGENET_STD, FrameTransform, VideoEncoder
+from m3l.models.video import FrameTransform, VideoEncoder
 
 
 class _SpecEncoder(Encoder):

@@ -32,6 +32,8 @@ EXAMPLE_FRAMES = 96  # 0.96 s of 10 ms frames
 EMBEDDING_SIZE = 128
 QUANTISE_LOW, QUANTISE_HIGH = -2.0, 2.0
 EXAMPLES_PER_FORWARD = 128  # bounds the activation memory of one VGG pass
+# A stream that breaks part-way is kept when one complete example decoded: 0.975 s.
+MIN_PARTIAL_SAMPLES = (EXAMPLE_FRAMES - 1) * HOP_SAMPLES + WINDOW_SAMPLES
 
 
 def _hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:
@@ -129,6 +131,8 @@ def load_pca(path: Path) -> AudioSetPostprocessor:
 
 class VGGishEncoder(Encoder):
     """One sample per trailer: all its examples; `embed` runs them through VGGish and averages per trailer."""
+
+    min_partial_samples = MIN_PARTIAL_SAMPLES  # asked by the audio loader (m3l.media.audio.loader_for)
 
     def preprocess(self, soundtrack: Soundtrack) -> list[np.ndarray]:
         return [log_mel_examples(soundtrack.waveform)]

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from m3l.media.video import MAX_WINDOWS, DecodedVideo, FramePlan
+from m3l.media.video import DecodedVideo, FramePlan
 from m3l.models.base import Encoder
+from m3l.models.image import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MAX_WINDOWS = 5  # clips per trailer, from frame 0
 KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 IG65M_MEAN, IG65M_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
 
