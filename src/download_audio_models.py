@@ -1,4 +1,4 @@
-"""Fill the model store with the three audio models (the original's pre-step)."""
+"""Fill the model store with the audio models: download_models.py --modality audio."""
 
 import sys
 

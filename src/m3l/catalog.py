@@ -1,7 +1,7 @@
 """Catalogue readers: which movies exist and where their inputs are.
 
 Every reader returns a `Catalogue`: the usable items plus the rejected rows with a
-reason, so that the runner can log each rejection in every requested model's log.
+reason, so that the engine can log each rejection in every requested model's log.
 Ids are validated here once; nothing downstream ever builds a path from an
 unvalidated id.
 """

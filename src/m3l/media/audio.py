@@ -1,6 +1,6 @@
 """Trailer soundtracks: the first 30 s of the first audio stream, mono, 16 kHz, decoded once.
 
-Per RECIPES.md (Audio): PyAV decodes the first audio stream and FFmpeg's own
+Per docs/recipes.md (Audio): PyAV decodes the first audio stream and FFmpeg's own
 resampler (`av.AudioResampler(format="fltp", layout="mono", rate=16000)`) down-mixes
 and resamples it frame by frame, each frame's timestamp cleared; the frames are
 concatenated until 480,000 samples are collected and cut there. Demuxing stops as

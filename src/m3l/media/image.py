@@ -2,7 +2,7 @@
 
 Runs in loader workers. Unreadable files raise OSError/ValueError with the reason the
 log shows; odd but usable files (alpha, palette, greyscale, CMYK, 16-bit, animated,
-EXIF-rotated) are decoded the way the original did (PIL's `convert("RGB")` of the
+EXIF-rotated) are decoded the way the published vectors were (PIL's `convert("RGB")` of the
 first frame, orientation tag ignored) and carry a warning for the log.
 
 PIL is imported inside the functions: this module is read by the CLI in every venv.

@@ -1,7 +1,7 @@
 """Trailer pictures: one PyAV decode feeds every requested video model.
 
 Frames of the first video stream are decoded in presentation order and kept while
-`pts × time_base` (as stored, not shifted) is at most 30 s (RECIPES.md: Video). The
+`pts × time_base` (as stored, not shifted) is at most 30 s (docs/recipes.md: Video). The
 decode stops as soon as every requested model has all the frames it can use (its
 window length × 5), so a 2-minute trailer costs 320 decoded frames at most.
 
@@ -48,7 +48,7 @@ class FramePlan:
 @dataclass
 class DecodedVideo:
     """Prepared frames per plan name ([N, C, H, W], frame `step·i` at row i), the number of
-    usable frames decoded, and what went wrong without stopping the trailer (the runner logs
+    usable frames decoded, and what went wrong without stopping the trailer (the engine logs
     `warnings` for the item)."""
 
     frames: dict[str, torch.Tensor]

@@ -1,4 +1,4 @@
-"""Whisper and AST soundtrack encoders through `transformers`, per RECIPES.md (Audio).
+"""Whisper and AST soundtrack encoders through `transformers`, per docs/recipes.md (Audio).
 
 Both take the shared 16 kHz waveform; their feature extractors run in the loader
 workers (`preprocess`), the networks run batched on the device (`embed`).

@@ -14,7 +14,7 @@ from m3l.models import ModelInfo
 class Encoder(ABC):
     """One pretrained model.
 
-    The runner constructs an encoder, hands `preprocess` to loader workers (so it
+    An engine constructs an encoder, hands `preprocess` to loader workers (so it
     must not touch the weights), then calls `load` once and `embed` per batch.
     An item's vector is the mean of the vectors of the samples `preprocess` made
     from it (one sample per item except for video clips).

@@ -3,7 +3,7 @@
 Preprocessing is the checkpoint's own, as the installed library gives it by default
 (no pinned backend: spec models have no published vectors to match). Each encoder
 reads its dimension from the model once loaded, by embedding one probe sample, and
-records it in `self.info`; the runner checks every vector against it.
+records it in `self.info`; the engine checks every vector against it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Poster encoders per RECIPES.md: clip-image, vgg and vit.
+"""Poster encoders per docs/recipes.md: clip-image, vgg and vit.
 
 Each encoder's `preprocess` turns a decoded RGB poster into a [3, 224, 224] float
 tensor in the loader workers, exactly as its recipe says; `embed` stacks a batch and

@@ -1,4 +1,4 @@
-"""Plot encoders: sentence-transformers models, per RECIPES.md (defaults, no extra normalisation)."""
+"""Plot encoders: sentence-transformers models, per docs/recipes.md (defaults, no extra normalisation)."""
 
 from __future__ import annotations
 

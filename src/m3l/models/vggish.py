@@ -1,6 +1,6 @@
 """VGGish with the AudioSet post-processing, from the two files harritaylor/torchvggish publishes.
 
-Per RECIPES.md (Audio): the VGGish log-mel front end (25 ms periodic-Hann windows,
+Per docs/recipes.md (Audio): the VGGish log-mel front end (25 ms periodic-Hann windows,
 10 ms hop, 512-point FFT magnitude, 64 mel bands 125-7500 Hz, log(mel + 0.01)),
 non-overlapping 0.96 s examples of 96 × 64, the VGG network, then PCA with the
 published matrix and means, clipping to [-2, 2] and quantisation to 0-255. A

@@ -1,4 +1,4 @@
-"""Trailer encoders: SlowFast R50, MViT-B 32x3 and R(2+1)D-34, per RECIPES.md (Video).
+"""Trailer encoders: SlowFast R50, MViT-B 32x3 and R(2+1)D-34, per docs/recipes.md (Video).
 
 Each model is its recipe as data: window length, which frames of a window it keeps,
 how short a last window may be before it is dropped rather than padded with black
