@@ -20,6 +20,7 @@ from m3l.modalities import MODALITIES, Modality
 from m3l.model_store import ModelStore
 from m3l.models.base import Encoder
 from m3l.store.consolidate import consolidate
+from m3l.store import provenance
 from m3l.store.locks import model_locks
 from m3l.store.writer import FeatureStore
 
@@ -42,6 +43,9 @@ def build_parser(modality: Modality, default_models: list[str], description: str
     parser.add_argument("--limit", type=_positive, help="process only the first N catalogue items")
     parser.add_argument("--ids", type=Path, help="process only the ids listed in this file, one a line")
     parser.add_argument("--no-consolidate", action="store_true", help="skip the Parquet/HDF5 consolidation")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="write into model folders made with other weights, recipe or precision; "
+                             "every id written is logged in the folder's provenance.jsonl")
     modality.add_arguments(parser)
     engines.add_arguments(parser)
     return parser
@@ -135,6 +139,12 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
     encoders = create_encoders(modality, args)
     with model_locks(output, [encoder.info for encoder in encoders]):
         stores = {encoder.info.folder: FeatureStore(output, encoder.info) for encoder in encoders}
+        model_store = ModelStore(args.models_dir)
+        for encoder in encoders:
+            info = encoder.info
+            stores[info.folder].claim(provenance.record(
+                info.name, model_store.weights_digest(info.files), info.recipe, "fp16" if encoder.half else "fp32",
+                encoder.device), args.allow_mixed)
         with printed_summaries(stores.values()):
             for store in stores.values():
                 for movie_id, reason in catalogue.rejected:

@@ -20,10 +20,11 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -118,9 +119,24 @@ class ModelStore:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def digest(self, entry: StoreEntry) -> str:
-        """The entry's content digest: from its manifest, or by hashing its files when it has none."""
+        """The entry's content digest, from its manifest.
+
+        An entry without one (copied in by hand) is hashed, and the manifest written when the store is
+        writable, so that its files are hashed once, not at every run.
+        """
         manifest = self.manifest(entry)
-        return digest_of(manifest["files"] if manifest else file_table(self.path(entry)))
+        if manifest is None:
+            manifest = {"source": None, "revision": None, "commit": None, "files": file_table(self.path(entry))}
+            with suppress(OSError):
+                _write_json(self.manifest_path(entry), manifest)
+        return digest_of(manifest["files"])
+
+    def weights_digest(self, entries: tuple[StoreEntry, ...]) -> str:
+        """One digest for a model's entries (vggish has two files)."""
+        if len(entries) == 1:
+            return self.digest(entries[0])
+        lines = "".join(f"{entry.path}\t{self.digest(entry)}\n" for entry in entries)
+        return hashlib.sha256(lines.encode()).hexdigest()
 
     def check(self, entry: StoreEntry) -> list[str]:
         """One line per way the entry on disk differs from its manifest (none for an entry not in the store)."""
@@ -261,9 +277,13 @@ def _fetch_range(url: str, partial: Path) -> bool:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def _one_line(error: BaseException) -> str:

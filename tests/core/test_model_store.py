@@ -268,3 +268,19 @@ def test_present_entries_are_used_without_any_network(tmp_path, monkeypatch):
     (tmp_path / "openai" / "whisper-base").mkdir(parents=True)
     entry = StoreEntry("openai/whisper-base", repo_id="openai/whisper-base")
     assert ModelStore(tmp_path).require((entry,), "fill it") == [tmp_path / "openai" / "whisper-base"]
+
+
+def test_an_entry_copied_in_by_hand_is_hashed_once_into_a_manifest(tmp_path):
+    entry = StoreEntry("openai/whisper-base", repo_id="openai/whisper-base")
+    folder = tmp_path / entry.path
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "sub" / "weights.bin").write_bytes(b"w" * 100)
+    store = ModelStore(tmp_path)
+    digest = store.digest(entry)
+    assert store.manifest(entry)["files"]["sub/weights.bin"] == {
+        "size": 100, "sha256": hashlib.sha256(b"w" * 100).hexdigest()}
+    assert store.check(entry) == []
+    (folder / "sub" / "weights.bin").write_bytes(b"v" * 100)
+    assert store.digest(entry) == digest  # the manifest, not the files, names the entry...
+    assert [line.split(": ")[0] for line in store.check(entry)] == [str(folder / "sub" / "weights.bin")]  # ...--check

@@ -26,6 +26,7 @@ class ModelInfo:
     zero_vectors_ok: bool = False  # the recipe yields all-zero vectors for some inputs (docs/recipes.md)
     auto_precision: str = "fp32"  # what --precision auto runs on CUDA: the published recipe's ("fp32", "fp16")
     max_seq_length: int | None = None  # tokens, set at load whatever the tokenizer config says
+    recipe: int = 1  # version of this model's preprocessing and pooling: bump when they change the vectors
 
     @property
     def consolidated_name(self) -> str:

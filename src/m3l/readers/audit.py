@@ -18,9 +18,10 @@ import numpy as np
 
 from m3l.catalog import id_problem
 from m3l.models import ModelInfo
-from m3l.readers.features import NO_LOG_ENTRY, found_models, load_features, missing_reasons, read_log
+from m3l.readers.features import NO_LOG_ENTRY, found_models, load_features, missing_reasons, provenance, read_log
 from m3l.store.format import canonical_id, parse_vector, table_paths
 from m3l.store.locks import temporaries
+from m3l.store.provenance import describe
 
 SHOWN = 5  # ids shown per finding
 
@@ -123,6 +124,20 @@ def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.n
                    [i for i, row in table.items() if i in vectors and not np.array_equal(row, vectors[i])])
 
 
+def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None:
+    """The provenance as a note; ids written under a second one (--allow-mixed) are a problem."""
+    try:
+        summary = provenance(output, audit.info, source="json" if has_folder else "auto")
+    except Exception:  # noqa: BLE001 - a damaged table is flagged by _audit_consolidated
+        return
+    if summary is None:
+        audit.notes.append("no provenance record: what produced these vectors is unknown")
+        return
+    audit.notes.append(f"provenance: {describe(summary['provenance'])}")
+    for other in summary["others"]:
+        audit.flag(f"ids written under a second provenance ({describe(other)}) with --allow-mixed", other["ids"])
+
+
 def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
     audit = ModelAudit(info)
     folder = output / info.folder
@@ -132,6 +147,7 @@ def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -
     audit.flag("stray temporary files (left by a killed run; the next run removes them)",
                [path.name for path in temporaries(output, info)])
     _audit_consolidated(audit, output, vectors, damaged)
+    _audit_provenance(audit, output, vectors is not None)
     if _run_in_progress(output, info):
         audit.notes.append("a run is writing this model right now: the numbers may change")
     if catalogue_ids is not None and vectors is not None:

@@ -18,6 +18,7 @@ leading zeros), and an N x dim float32 matrix whose row i is the vector of ids[i
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ import numpy as np
 from m3l.errors import UserError
 from m3l.models import MODELS, ModelInfo, lookup
 from m3l.store.format import (LogEntry, canonical_id, id_order, log_path, read_folder, read_log_file, read_table,
-                              table_paths)
+                              table_metadata, table_paths)
+from m3l.store.provenance import METADATA_KEY, ProvenanceLog
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,6 +102,20 @@ def load_features(output_dir: Path | str, model: str | ModelInfo,
     """
     ids, matrix = _read(output_dir, lookup(model), source, vectors=True)
     return _sorted(ids, matrix)
+
+
+def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> dict | None:
+    """What produced a model's vectors (see m3l.store.provenance.ProvenanceLog.summary); None when unrecorded.
+
+    Read from the JSON folder's provenance.jsonl, or from the consolidated table's metadata.
+    """
+    info = lookup(model)
+    if source == "auto":
+        source = choose_source(output_dir, info)
+    if source == "json":
+        return ProvenanceLog(Path(output_dir) / info.folder).summary()
+    stored = table_metadata(source, table_paths(output_dir, info)[source]).get(METADATA_KEY)
+    return json.loads(stored) if stored else None
 
 
 def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:

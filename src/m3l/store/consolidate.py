@@ -6,6 +6,7 @@ from pathlib import Path
 
 from m3l.models import ModelInfo
 from m3l.store.format import id_order, read_folder, table_paths, write_table
+from m3l.store.provenance import metadata
 from m3l.store.writer import atomic_output
 
 
@@ -15,7 +16,8 @@ def consolidate(output: Path, info: ModelInfo) -> tuple[Path, Path]:
     order = id_order(ids)
     ids, vectors = [ids[k] for k in order], vectors[order]
     paths = table_paths(output, info)
+    provenance = metadata(Path(output) / info.folder)
     for source in ("parquet", "hdf5"):
         with atomic_output(paths[source]) as tmp:
-            write_table(source, tmp, ids, vectors)
+            write_table(source, tmp, ids, vectors, provenance)
     return paths["parquet"], paths["hdf5"]

@@ -12,7 +12,7 @@ Under an output root, per model:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -117,8 +117,12 @@ def table_paths(output: Path | str, info: ModelInfo) -> dict[str, Path]:
     return {source: Path(output) / f"{info.consolidated_name}{suffix}" for source, suffix in TABLE_SUFFIXES.items()}
 
 
-def write_table(source: str, path: Path, ids: list[str], vectors: np.ndarray) -> None:
-    """Write ids and their vectors, in the order given, as a consolidated table of `source`'s format."""
+def write_table(source: str, path: Path, ids: list[str], vectors: np.ndarray,
+                metadata: Mapping[str, str] | None = None) -> None:
+    """Write ids and their vectors, in the order given, as a consolidated table of `source`'s format.
+
+    `metadata` (text by key) goes into the Parquet schema metadata or the HDF5 file's attributes.
+    """
     numeric = bool(ids) and all(map(is_numeric_id, ids))
     keys = [int(i) for i in ids] if numeric else ids
     if source == "parquet":
@@ -129,13 +133,27 @@ def write_table(source: str, path: Path, ids: list[str], vectors: np.ndarray) ->
         pq.write_table(pa.table({
             "movie_id": pa.array(keys, type=pa.int64() if numeric else pa.string()),
             "embedding": pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1), type=pa.float32())),
-        }), path)
+        }).replace_schema_metadata(metadata or None), path)
         return
     import h5py
 
     with h5py.File(path, "w") as handle:
         handle.create_dataset("movie_ids", data=np.asarray(keys, dtype=np.int64 if numeric else h5py.string_dtype()))
         handle.create_dataset("embeddings", data=vectors, dtype=np.float32)
+        handle.attrs.update(metadata or {})
+
+
+def table_metadata(source: str, path: Path) -> dict[str, str]:
+    """The metadata `write_table` stored with a consolidated table."""
+    if source == "parquet":
+        import pyarrow.parquet as pq
+
+        stored = pq.read_schema(path).metadata or {}
+        return {key.decode(): value.decode() for key, value in stored.items()}
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        return {key: str(value) for key, value in handle.attrs.items()}
 
 
 def read_table(source: str, path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from m3l.catalog import id_problem, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.store.format import log_line, log_path, parse_vector
+from m3l.store.provenance import ProvenanceLog
 
 TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
@@ -99,6 +100,12 @@ class FeatureStore:
             raise OutputError(Path(error.filename or self.folder), error) from None
         self.summary = Summary(info.folder)
         self.started = time.perf_counter()
+        self.mixed: Callable[[str], None] | None = None  # logs each id written under a second provenance
+
+    def claim(self, provenance: dict, allow_mixed: bool) -> None:
+        """Refuse (UserError) to write vectors of another provenance than the folder's, unless `allow_mixed`."""
+        has_vectors = any(self.folder.glob("*.json"))
+        self.mixed = ProvenanceLog(self.folder).claim(provenance, allow_mixed, has_vectors)
 
     def path(self, movie_id: str) -> Path:
         problem = id_problem(movie_id)
@@ -157,4 +164,6 @@ class FeatureStore:
         if self.info.decimals is not None:
             values = [round(x, self.info.decimals) for x in values]
         atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
+        if self.mixed:
+            self.mixed(movie_id)
         self.summary.done += 1

@@ -1,0 +1,135 @@
+"""Provenance: what produced a model's vectors, kept in the model's output folder so one folder never
+silently mixes vectors of two different models.
+
+`<output>/<folder>/provenance.jsonl` holds JSON lines. The first record is the folder's
+provenance: model name, weights digest (the store manifests', or the weight files'
+SHA-256), recipe version, precision, device type and the versions of the libraries
+that change numbers. A run whose weights, recipe, precision or library minor versions
+differ refuses to write there; with `--allow-mixed` it appends its own record and one
+`{"id", "provenance"}` line per id it writes. Device type and library patch versions
+only warn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from m3l.errors import UserError
+
+FILE_NAME = "provenance.jsonl"
+METADATA_KEY = "m3l_provenance"  # Parquet schema metadata key and HDF5 attribute: the JSON of `summary()`
+LIBRARIES = ("torch", "transformers", "sentence-transformers", "torchvision", "av")
+NUMBERS = ("model", "weights", "recipe", "precision")  # a change in any of these changes the vectors
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def record(model: str, weights: str, recipe: int, precision: str, device: str) -> dict:
+    return {"model": model, "weights": weights, "recipe": recipe, "precision": precision,
+            "device": device.split(":")[0], "libraries": library_versions()}
+
+
+def digest(entry: dict) -> str:
+    """Short name of a record, used by the id lines of a mixed folder."""
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def describe(entry: dict) -> str:
+    libraries = ", ".join(f"{name} {version}" for name, version in entry.get("libraries", {}).items() if version)
+    return (f"weights {str(entry.get('weights'))[:12]}, recipe {entry.get('recipe')}, {entry.get('precision')}, "
+            f"{entry.get('device')}, {libraries}")
+
+
+def _minor(version: str | None) -> tuple[str, ...] | None:
+    return tuple(version.split("+")[0].split(".")[:2]) if version else None
+
+
+def differences(old: dict, new: dict) -> tuple[list[str], list[str]]:
+    """(differences that change numbers, differences that only warn), one phrase each."""
+    changing = [f"{key} {old.get(key)} -> {new.get(key)}" for key in NUMBERS if old.get(key) != new.get(key)]
+    warning = [f"device {old.get('device')} -> {new.get('device')}"] if old.get("device") != new.get("device") else []
+    old_libraries, new_libraries = old.get("libraries", {}), new.get("libraries", {})
+    for name in LIBRARIES:
+        before, after = old_libraries.get(name), new_libraries.get(name)
+        if before != after:
+            (warning if _minor(before) == _minor(after) else changing).append(f"{name} {before} -> {after}")
+    return changing, warning
+
+
+def metadata(folder: Path) -> dict[str, str]:
+    """The consolidated tables' provenance entry (Parquet schema metadata, HDF5 attributes); empty if unrecorded."""
+    summary = ProvenanceLog(folder).summary()
+    return {METADATA_KEY: json.dumps(summary, sort_keys=True)} if summary else {}
+
+
+class ProvenanceLog:
+    """The provenance file of one model's output folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / FILE_NAME
+
+    def lines(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def records(self) -> list[dict]:
+        return [line["record"] for line in self.lines() if "record" in line]
+
+    def summary(self) -> dict | None:
+        """The folder's provenance and, for a mixed folder, every other record with the ids written under it."""
+        lines = self.lines()
+        records = [line["record"] for line in lines if "record" in line]
+        if not records:
+            return None
+        ids: dict[str, list[str]] = {}
+        for line in lines:
+            if "id" in line:
+                ids.setdefault(line["provenance"], []).append(line["id"])
+        others = [{**entry, "ids": sorted(set(ids.get(digest(entry), [])))} for entry in records[1:]]
+        return {"provenance": records[0], "others": others}
+
+    def _append(self, line: dict) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def claim(self, current: dict, allow_mixed: bool, has_vectors: bool) -> Callable[[str], None] | None:
+        """Check a run's provenance against the folder's before it writes; record it when the folder has none.
+
+        Returns what logs each id written when the run mixes provenances (with `allow_mixed`), else None.
+        """
+        records = self.records()
+        if not records:
+            if has_vectors:
+                print(f"{current['model']}: warning: {self.folder} holds vectors without a provenance record; "
+                      "recording this run's", file=sys.stderr)
+            self._append({"record": current})
+            return None
+        changing, warning = differences(records[0], current)
+        if warning:
+            print(f"{current['model']}: warning: {', '.join(warning)} since this folder's first run "
+                  f"(vectors may differ in the last digits)", file=sys.stderr)
+        if not changing:
+            return None
+        if not allow_mixed:
+            raise UserError(f"{self.folder} holds {current['model']} vectors made with different "
+                            f"{'; '.join(changing)}; write elsewhere with --output DIR, or add --allow-mixed "
+                            f"to mix them (every id written is logged in {self.path})")
+        name = digest(current)
+        if all(digest(entry) != name for entry in records):
+            self._append({"record": current})
+        return lambda movie_id: self._append({"id": movie_id, "provenance": name})

@@ -1,0 +1,121 @@
+"""Provenance: every model folder records what produced it; a run with other weights refuses to mix
+unless --allow-mixed, which logs each id; verify flags a mixed folder; consolidated tables carry it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import pyarrow.parquet as pq
+import pytest
+
+from m3l import models
+from m3l.cli import main as extract
+from m3l.errors import UserError
+from m3l.readers.features import provenance
+from m3l.model_store import ModelStore
+from m3l.store.provenance import METADATA_KEY, ProvenanceLog, record
+from tests.stores import add_minilm
+
+MINILM = models.MODELS["minilm"]
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """The real MiniLM, and a copy whose weights differ in one byte of one parameter."""
+    original = tmp_path_factory.mktemp("models")
+    add_minilm(original)
+    changed = tmp_path_factory.mktemp("models-changed")
+    shutil.copytree(original / "sentence-transformers", changed / "sentence-transformers")
+    weights = changed / MINILM.files[0].path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    return original, changed
+
+
+def write_plots(path, ids):
+    path.write_text("movie_id\tplot\n" + "".join(f"{i}\tA plot about film {i}.\n" for i in ids))
+    return path
+
+
+def run(tmp_path, store, ids, *extra):
+    return extract("text", ["--plots", str(write_plots(tmp_path / "plots.tsv", ids)), "--models", "minilm",
+                            "--models-dir", str(store), "--output", str(tmp_path / "out"), "--device", "cpu", *extra])
+
+
+def test_a_run_records_its_provenance_and_the_tables_carry_it(tmp_path, stores):
+    original, _ = stores
+    assert run(tmp_path, original, ["1", "2"]) == 0
+    [entry] = ProvenanceLog(tmp_path / "out" / "minilm").records()
+    assert entry["model"] == "minilm" and entry["recipe"] == MINILM.recipe
+    assert entry["weights"] == ModelStore(original).weights_digest(MINILM.files)
+    assert (entry["precision"], entry["device"]) == ("fp32", "cpu")
+    assert set(entry["libraries"]) == {"torch", "transformers", "sentence-transformers", "torchvision", "av"}
+    assert entry["libraries"]["torch"]
+    stem = tmp_path / "out" / MINILM.consolidated_name
+    from_parquet = json.loads(pq.read_schema(f"{stem}.parquet").metadata[METADATA_KEY.encode()])
+    with h5py.File(f"{stem}.h5") as handle:
+        from_hdf5 = json.loads(handle.attrs[METADATA_KEY])
+    expected = {"provenance": entry, "others": []}
+    assert from_parquet == from_hdf5 == expected
+    for source in ("auto", "json", "parquet", "hdf5"):
+        assert provenance(tmp_path / "out", "minilm", source=source) == expected
+
+
+def test_changed_weights_refuse_to_mix_and_allow_mixed_logs_every_id(tmp_path, stores, capsys):
+    from verify import main as verify
+
+    original, changed = stores
+    assert run(tmp_path, original, ["1", "2"]) == 0
+    folder = tmp_path / "out" / "minilm"
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    capsys.readouterr()
+
+    assert run(tmp_path, changed, ["1", "2", "3"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "weights" in line and "--output" in line and "--allow-mixed" in line
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+    assert run(tmp_path, changed, ["1", "2", "3"], "--allow-mixed") == 0
+    summary = provenance(tmp_path / "out", "minilm", source="json")
+    [other] = summary["others"]
+    assert other["ids"] == ["3"] and other["weights"] == ModelStore(changed).weights_digest(MINILM.files)
+    pq_summary = json.loads(pq.read_schema(tmp_path / "out" / f"{MINILM.consolidated_name}.parquet")
+                            .metadata[METADATA_KEY.encode()])
+    assert pq_summary == summary
+    capsys.readouterr()
+
+    assert verify(["--output", str(tmp_path / "out"), "--models", "minilm"]) == 1
+    report = capsys.readouterr().out
+    assert "ids written under a second provenance" in report and ": 1: 3" in report
+    assert "provenance: weights " + summary["provenance"]["weights"][:12] in report
+
+
+def entry(**changes):
+    base = record("minilm", "a" * 64, 1, "fp32", "cpu")
+    base["libraries"] = {"torch": "2.14.1", "transformers": "5.24.0", "sentence-transformers": "6.2.0",
+                         "torchvision": None, "av": None}
+    for key, value in changes.items():
+        if key in base["libraries"]:
+            base["libraries"][key] = value
+        else:
+            base[key] = value
+    return base
+
+
+@pytest.mark.parametrize("changes, refused", [
+    ({"device": "cuda"}, False), ({"torch": "2.14.2"}, False), ({"torch": "2.15.0"}, True),
+    ({"precision": "fp16"}, True), ({"recipe": 2}, True), ({"weights": "b" * 64}, True),
+])
+def test_what_refuses_and_what_only_warns(tmp_path, capsys, changes, refused):
+    log = ProvenanceLog(tmp_path)
+    assert log.claim(entry(), allow_mixed=False, has_vectors=False) is None
+    if refused:
+        with pytest.raises(UserError, match="--allow-mixed"):
+            log.claim(entry(**changes), allow_mixed=False, has_vectors=True)
+    else:
+        assert log.claim(entry(**changes), allow_mixed=False, has_vectors=True) is None
+        assert "warning:" in capsys.readouterr().err
+    assert log.records() == [entry()]
