@@ -164,6 +164,14 @@ def test_a_failing_hub_is_one_error_line(hub, tmp_path, fault):
     assert not (tmp_path / "models" / CLIP).exists()
 
 
+def test_the_hub_is_reached_through_the_proxy_the_environment_names(hub, tmp_path):
+    env = online_env(tmp_path, hub, HF_ENDPOINT="http://hub.internal", HTTP_PROXY=hub.url, NO_PROXY="")
+    result = download(tmp_path / "models", env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "models" / CLIP / WEIGHTS).read_bytes() == hub.repos[CLIP][WEIGHTS]
+    assert set(hub.proxied_hosts) == {"hub.internal"}
+
+
 # --- plain URL files: M3L_DOWNLOAD_MIRROR, Range resume, leftovers, hashes, proxies ---------------------------
 
 
