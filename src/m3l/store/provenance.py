@@ -59,12 +59,13 @@ def _minor(version: str | None) -> tuple[str, ...] | None:
 
 def differences(old: dict, new: dict) -> tuple[list[str], list[str]]:
     """(differences that change numbers, differences that only warn), one phrase each."""
-    changing = [f"{key} {old.get(key)} -> {new.get(key)}" for key in NUMBERS if old.get(key) != new.get(key)]
+    changing = [f"{key} {str(old.get(key))[:12]} -> {str(new.get(key))[:12]}"
+                for key in NUMBERS if old.get(key) != new.get(key)]
     warning = [f"device {old.get('device')} -> {new.get('device')}"] if old.get("device") != new.get("device") else []
     old_libraries, new_libraries = old.get("libraries", {}), new.get("libraries", {})
     for name in LIBRARIES:
         before, after = old_libraries.get(name), new_libraries.get(name)
-        if before != after:
+        if before and after and before != after:  # a library absent from one venv was not used by the model
             (warning if _minor(before) == _minor(after) else changing).append(f"{name} {before} -> {after}")
     return changing, warning
 
