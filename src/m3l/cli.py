@@ -19,8 +19,8 @@ from m3l.media import LoaderOptions
 from m3l.modalities import MODALITIES, Modality
 from m3l.model_store import ModelStore
 from m3l.models.base import Encoder
-from m3l.store.consolidate import consolidate
 from m3l.store import provenance
+from m3l.store.consolidate import consolidate
 from m3l.store.locks import model_locks
 from m3l.store.writer import FeatureStore
 
@@ -139,12 +139,8 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
     encoders = create_encoders(modality, args)
     with model_locks(output, [encoder.info for encoder in encoders]):
         stores = {encoder.info.folder: FeatureStore(output, encoder.info) for encoder in encoders}
-        model_store = ModelStore(args.models_dir)
         for encoder in encoders:
-            info = encoder.info
-            stores[info.folder].claim(provenance.record(
-                info.name, model_store.weights_digest(info.files), info.recipe, "fp16" if encoder.half else "fp32",
-                encoder.device), args.allow_mixed)
+            stores[encoder.info.folder].claim(provenance_of(encoder, args.models_dir), args.allow_mixed)
         with printed_summaries(stores.values()):
             for store in stores.values():
                 for movie_id, reason in catalogue.rejected:
@@ -157,6 +153,12 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
         if not args.no_consolidate:
             for store in stores.values():
                 consolidate(output, store.info)
+
+
+def provenance_of(encoder: Encoder, models_dir: Path) -> dict:
+    info = encoder.info
+    weights = ModelStore(models_dir).weights_digest(info.files)
+    return provenance.record(info.name, weights, info.recipe, "fp16" if encoder.half else "fp32", encoder.device)
 
 
 @contextmanager
