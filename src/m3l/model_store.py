@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -198,7 +199,11 @@ class ModelStore:
         lock = self.root / ".locks" / f"{entry.path}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         with lock.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"{entry.path}: another process is downloading it; waiting", file=sys.stderr, flush=True)
+                fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
     @staticmethod
