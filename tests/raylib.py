@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-
-def read_vectors(folder: Path) -> dict[str, list[float]]:
-    """Every per-movie JSON file of one model's output folder, by id."""
-    vectors = {}
-    for file in sorted(folder.glob("*.json")):
-        (movie_id, vector), = json.loads(file.read_text()).items()
-        assert movie_id == file.stem
-        vectors[movie_id] = vector
-    return vectors
+from tests.outputs import read_vectors
 
 
 def log_statuses(log: Path) -> list[tuple[str, str]]:

@@ -2,14 +2,14 @@
 
 import re
 
-import numpy as np
 import pytest
 
 from m3l.media.audio import decode_soundtrack
 from m3l.models import models_of
 from m3l.models.vggish import MIN_PARTIAL_SAMPLES
-from tests.audio.helpers import log_lines, vectors, write_map
+from tests.audio.helpers import FOLDERS, log_lines, write_map
 from tests.audio.sounds import write_audio, write_broken
+from tests.outputs import read_vectors
 from tests.testlib import DATA, bikes, run_script
 
 MODELS = tuple(info.name for info in models_of("audio"))
@@ -90,11 +90,12 @@ def test_a_run_over_bad_trailers_finishes_and_logs_each_one(bad_run):
         for pattern in expected:
             assert any(re.match(f"audio_\\w+ {pattern}", line) for line in lines), (model, pattern, lines)
         assert len(lines) == len(expected), lines
-        assert sorted(vectors(output, model)) == ["1", "brokenlate", "short", "silence"]
+        assert sorted(read_vectors(output / FOLDERS[model])) == ["1", "brokenlate", "short", "silence"]
         assert f"4 done, 0 already done, 5 failed, 4 skipped" in result.stdout
 
 
 def test_short_audio_without_a_complete_vggish_example_gives_zeros(bad_run):
     _, output = bad_run
-    assert not vectors(output, "vggish")["short"].any()
-    assert vectors(output, "whisper")["short"].any() and vectors(output, "ast")["short"].any()
+    assert not read_vectors(output / FOLDERS["vggish"])["short"].any()
+    assert read_vectors(output / FOLDERS["whisper"])["short"].any()
+    assert read_vectors(output / FOLDERS["ast"])["short"].any()

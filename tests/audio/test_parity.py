@@ -5,8 +5,9 @@ import pytest
 
 from m3l.models import models_of
 from tests.audio.conftest import AST, VGGISH, VGGISH_PCA, WHISPER
-from tests.audio.helpers import vectors, write_map
+from tests.audio.helpers import FOLDERS, write_map
 from tests.audio.reference import ast_vector, vggish_vector, whisper_vector
+from tests.outputs import read_vectors
 from tests.testlib import DATA, bigbuckbunny, run_script
 
 MODELS = tuple(info.name for info in models_of("audio"))
@@ -40,7 +41,7 @@ def reference(store, model, trailer):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_trailer_matches_the_reference_within_1e_4(audio_store, trailers, pipeline_output, model):
-    ours = vectors(pipeline_output, model)
+    ours = read_vectors(pipeline_output / FOLDERS[model])
     assert sorted(ours) == sorted(trailers)
     for movie_id, trailer in trailers.items():
         expected = reference(audio_store, model, trailer)
@@ -51,7 +52,7 @@ def test_every_trailer_matches_the_reference_within_1e_4(audio_store, trailers, 
 def test_vectors_differ_between_trailers(pipeline_output):
     """Guards the parity test against degenerate random models that map everything to one vector."""
     for model in MODELS:
-        found = np.stack(list(vectors(pipeline_output, model).values()))
+        found = np.stack(list(read_vectors(pipeline_output / FOLDERS[model]).values()))
         assert np.ptp(found, axis=0).max() > 1e-2, model
 
 

@@ -12,8 +12,9 @@ import pytest
 from m3l.models import MODELS
 from m3l.models.audio import WhisperEncoder
 from tests.audio.conftest import WHISPER
-from tests.audio.helpers import FOLDERS, log_lines, vectors
+from tests.audio.helpers import FOLDERS, log_lines
 from tests.audio.sounds import music
+from tests.outputs import read_vectors
 from tests.testlib import REPO, run_script
 
 DIMS = {"whisper": 512, "ast": 768, "vggish": 128}
@@ -33,7 +34,7 @@ def demo_output(audio_store, tmp_path_factory):
 
 @pytest.mark.parametrize("model", sorted(DIMS))
 def test_the_demo_consolidates_every_model_sorted_by_id(demo_output, model):
-    from_json = vectors(demo_output, model)
+    from_json = read_vectors(demo_output / FOLDERS[model])
     assert sorted(from_json) == ["1", "2", "3", "4"]
     table = pq.read_table(demo_output / f"audio_embeddings_{model}.parquet")
     assert str(table.schema.field("movie_id").type) == "int64"
@@ -58,7 +59,7 @@ def test_a_rerun_resumes_and_recomputes_a_corrupt_file(audio_store, sounds, tmp_
 
     first = run_script("extract_audio.py", *common, "--limit", "2", "--no-consolidate")
     assert first.returncode == 0, first.stderr
-    before = vectors(output, "whisper")
+    before = read_vectors(output / FOLDERS["whisper"])
     assert sorted(before) == ["10", "11"]
     untouched = (output / "audio_whisper" / "10.json").stat().st_mtime_ns
     (output / "audio_whisper" / "11.json").write_text('{"11": [0.5, 0.25')  # a crash mid-write, as it looks
@@ -68,7 +69,7 @@ def test_a_rerun_resumes_and_recomputes_a_corrupt_file(audio_store, sounds, tmp_
     assert "audio_whisper: 2 done, 1 already done, 0 failed" in second.stdout
     assert [line for line in log_lines(output, "whisper") if "recompute" in line] == [
         "audio_whisper 11 recompute existing JSON file is corrupt or incomplete"]
-    after = vectors(output, "whisper")
+    after = read_vectors(output / FOLDERS["whisper"])
     assert sorted(after) == ["10", "11", "12"]
     assert (output / "audio_whisper" / "10.json").stat().st_mtime_ns == untouched
     np.testing.assert_allclose(after["11"], before["11"], atol=1e-5)

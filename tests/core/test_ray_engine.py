@@ -21,7 +21,8 @@ import pytest
 from m3l import models
 from m3l.cli import main
 from m3l.models import ModelInfo
-from tests.raylib import assert_engines_agree, log_statuses, read_vectors
+from tests.outputs import read_vectors
+from tests.raylib import assert_engines_agree, log_statuses
 from tests.testlib import REPO, SRC
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import numpy as np
 
 from m3l.cli import main
 from m3l.models import models_of
@@ -16,12 +13,6 @@ MODELS = tuple(info.name for info in models_of("image"))
 def extract(store: Path, posters: Path, output: Path, *options: object) -> int:
     argv = ["--posters", posters, "--models-dir", store, "--output", output, *options]
     return main("image", [str(arg) for arg in argv])
-
-
-def vector(output: Path, model: str, movie_id: str) -> np.ndarray:
-    data = json.loads((output / model / f"{movie_id}.json").read_text())
-    assert list(data) == [movie_id]
-    return np.asarray(data[movie_id], dtype=np.float32)
 
 
 def log_lines(output: Path, model: str, movie_id: str) -> list[str]:

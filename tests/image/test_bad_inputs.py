@@ -7,9 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.image.helpers import extract, log_lines, tsv_map, vector
+from tests.image.helpers import extract, log_lines, tsv_map
 from tests.image.posters import bad_posters, photo, write_photos
 from tests.image.reference import Reference, poster_rgb
+from tests.outputs import read_vector
 
 MODEL = "clip-image"  # decoding is shared by all three models; the tiny CLIP keeps this quick
 
@@ -44,7 +45,7 @@ def output(image_store, folder, tmp_path_factory):
 def test_good_posters_in_every_extension_are_encoded(output, folder, reference):
     for movie_id in ("astronaut", "chelsea", "rocket", "upper", "long", "bitmap", "still", "dup"):
         source = min(folder[0].glob(f"{movie_id}.*"))  # of two files, the first by name
-        np.testing.assert_allclose(vector(output, MODEL, movie_id), reference.vector(MODEL, poster_rgb(source)),
+        np.testing.assert_allclose(read_vector(output / MODEL, movie_id), reference.vector(MODEL, poster_rgb(source)),
                                    rtol=0, atol=1e-5, err_msg=movie_id)
         if movie_id != "dup":
             assert log_lines(output, MODEL, movie_id) == []
@@ -59,7 +60,7 @@ def test_each_unusable_file_fails_with_its_reason_and_writes_nothing(output, fol
 
 def test_duplicate_ids_keep_the_first_file_by_name(output, folder, reference):
     kept = reference.vector(MODEL, poster_rgb(folder[0] / "dup.jpg"))
-    np.testing.assert_allclose(vector(output, MODEL, "dup"), kept, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(read_vector(output / MODEL, "dup"), kept, rtol=0, atol=1e-5)
     assert log_lines(output, MODEL, "dup") == ["skipped duplicate id: dup.png ignored (another file of that id is used)"]
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.image.helpers import MODELS, extract, log_lines, tsv_map, vector
+from tests.image.helpers import MODELS, extract, log_lines, tsv_map
 from tests.image.posters import odd_posters, write_photos
 from tests.image.reference import Reference, poster_rgb
+from tests.outputs import read_vector
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def reference(image_store) -> Reference:
 def test_every_vector_equals_the_recipe(model, batched, posters, reference):
     for movie_id, (path, _) in posters.items():
         expected = reference.vector(model, poster_rgb(path))
-        np.testing.assert_allclose(vector(batched, model, movie_id), expected, rtol=0, atol=1e-5, err_msg=movie_id)
+        np.testing.assert_allclose(read_vector(batched / model, movie_id), expected, rtol=0, atol=1e-5,
+                                   err_msg=movie_id)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -59,7 +61,7 @@ def test_batch_size_and_workers_do_not_change_the_vectors(image_store, catalogue
     assert extract(image_store, catalogue, tmp_path, "--batch-size", 1, "--workers", 0) == 0
     for model in MODELS:
         for movie_id in posters:
-            np.testing.assert_allclose(vector(tmp_path, model, movie_id), vector(batched, model, movie_id),
+            np.testing.assert_allclose(read_vector(tmp_path / model, movie_id), read_vector(batched / model, movie_id),
                                        rtol=0, atol=1e-5, err_msg=f"{model} {movie_id}")
 
 
@@ -69,6 +71,6 @@ def test_exif_rotate_turns_the_poster_upright(image_store, posters, reference, t
     assert extract(image_store, catalogue, tmp_path / "out", "--models", "vit", "--exif-rotate") == 0
     upright = poster_rgb(path, exif_rotate=True)
     assert upright.size == poster_rgb(path).size[::-1]
-    np.testing.assert_allclose(vector(tmp_path / "out", "vit", "exif"), reference.vector("vit", upright),
+    np.testing.assert_allclose(read_vector(tmp_path / "out" / "vit", "exif"), reference.vector("vit", upright),
                                rtol=0, atol=1e-5)
     assert log_lines(tmp_path / "out", "vit", "exif") == ["warning EXIF orientation 6 applied (--exif-rotate)"]

@@ -14,9 +14,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.image.helpers import MODELS, extract, vector
+from tests.image.helpers import MODELS, extract
 from tests.image.posters import write_photos
 from tests.image.reference import Reference, poster_rgb
+from tests.outputs import read_vector
 from tests.testlib import DATA, REPO, SRC
 
 
@@ -58,7 +59,8 @@ def test_a_killed_run_resumes_to_the_same_result_as_a_clean_one(image_store, num
     ids = sorted(path.stem for path in (clean / "vit").glob("*.json"))
     assert sorted(path.stem for path in (killed / "vit").glob("*.json")) == ids and len(ids) == 9
     for movie_id in ids:
-        np.testing.assert_allclose(vector(killed, "vit", movie_id), vector(clean, "vit", movie_id), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(read_vector(killed / "vit", movie_id), read_vector(clean / "vit", movie_id),
+                                   rtol=0, atol=1e-5)
     assert [p.name for p in (killed / "vit").iterdir() if not p.name.endswith(".json")] == []
 
 
@@ -67,7 +69,7 @@ def test_consolidation_sorts_integer_ids_and_matches_the_json(image_store, numbe
     for model in ("clip-image", "vit"):
         ids, vectors, h5_ids, h5_vectors = consolidated(tmp_path, model)
         assert ids == h5_ids == [1, 2, 3, 4, 5, 6, 7, 8, 10]
-        expected = np.stack([vector(tmp_path, model, str(movie_id)) for movie_id in ids])
+        expected = np.stack([read_vector(tmp_path / model, str(movie_id)) for movie_id in ids])
         assert vectors.dtype == h5_vectors.dtype == np.float32
         np.testing.assert_array_equal(vectors, expected)
         np.testing.assert_array_equal(h5_vectors, expected)

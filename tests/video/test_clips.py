@@ -1,7 +1,7 @@
 """Decoding and preprocessing parity: our clips equal the reference's, window by window.
 
 Cheap (no model runs), so it covers every frame-rate, size and length case; the
-vector tests in test_extract.py then run the models on a few of them.
+vector tests in test_runs.py then run the models on a few of them.
 """
 
 from __future__ import annotations

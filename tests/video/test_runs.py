@@ -17,16 +17,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.outputs import read_vector
 from m3l.models import models_of
 from tests.testlib import REPO, run_script
 from tests.video.conftest import write_map
 
 NAMES = [info.name for info in models_of("video")]
 DIMS = {"slowfast": 2304, "mvit": 768, "r2p1d": 512}
-
-
-def vector(output, folder: str, movie_id: str) -> np.ndarray:
-    return np.asarray(json.loads((output / folder / f"{movie_id}.json").read_text())[movie_id], dtype=np.float32)
 
 
 def log_lines(output, folder: str) -> list[str]:
@@ -55,10 +52,10 @@ def test_shared_decode_and_batched_clips_match_the_reference(name, combined, tra
     output, result = combined
     assert f"{name}: 2 done, 0 already done, 0 failed" in result.stdout
     for movie_id, trailer in (("1", trailers["bbb_head"]), ("2", trailers["vfr"])):
-        ours = vector(output, name, movie_id)
+        ours = read_vector(output / name, movie_id)
         assert ours.shape == (DIMS[name],)
         np.testing.assert_allclose(ours, reference_models(name).vector(trailer), atol=1e-4, rtol=0)
-    assert not np.allclose(vector(output, name, "1"), vector(output, name, "2"), atol=1e-2)
+    assert not np.allclose(read_vector(output / name, "1"), read_vector(output / name, "2"), atol=1e-2)
 
 
 def test_single_scripts_give_the_vectors_of_extract_video(combined, trailers, tmp_path, video_store):
@@ -68,7 +65,8 @@ def test_single_scripts_give_the_vectors_of_extract_video(combined, trailers, tm
     for name in NAMES:
         run_ok(f"extract_{name}.py", "--trailers", folder, "--models-dir", video_store, "--output", tmp_path / "out")
         assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == sorted(NAMES[:NAMES.index(name) + 1])
-        np.testing.assert_allclose(vector(tmp_path / "out", name, "2"), vector(combined[0], name, "2"), atol=1e-5, rtol=0)
+        np.testing.assert_allclose(read_vector(tmp_path / "out" / name, "2"), read_vector(combined[0] / name, "2"),
+                                   atol=1e-5, rtol=0)
 
 
 def test_consolidated_tables_hold_the_json_vectors(combined):
@@ -81,7 +79,7 @@ def test_consolidated_tables_hold_the_json_vectors(combined):
         with h5py.File(output / f"video_embeddings_{name}.h5") as handle:
             assert handle["movie_ids"][:].tolist() == [1, 2]
             np.testing.assert_array_equal(handle["embeddings"][:], embeddings)
-        np.testing.assert_array_equal(embeddings, np.stack([vector(output, name, i) for i in ("1", "2")]))
+        np.testing.assert_array_equal(embeddings, np.stack([read_vector(output / name, i) for i in ("1", "2")]))
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +110,7 @@ def test_every_bad_input_is_logged_and_the_run_goes_on(bad_run):
 
 def test_a_stream_failing_part_way_uses_the_frames_before_it(bad_run, bad_trailers, reference_models):
     output, _, _ = bad_run
-    np.testing.assert_allclose(vector(output, "slowfast", "15"),
+    np.testing.assert_allclose(read_vector(output / "slowfast", "15"),
                                reference_models("slowfast").vector(bad_trailers["truncated"]), atol=1e-4, rtol=0)
 
 
@@ -141,11 +139,11 @@ def test_make_demo_video_resumes_and_consolidates(tmp_path, video_store):
     for summary in ("slowfast: 1 done, 3 already done", "mvit: 0 done, 4 already done", "r2p1d: 0 done, 4 already done"):
         assert summary in result.stdout
     assert any(" 4 recompute " in line for line in log_lines(output, "slowfast"))
-    recomputed = vector(output, "slowfast", "4")
+    recomputed = read_vector(output / "slowfast", "4")
     assert recomputed.shape == (2304,) and not np.allclose(recomputed, 0.25)
     for name in NAMES:
         table = pq.read_table(output / f"video_embeddings_{name}.parquet")
         assert table.column("movie_id").to_pylist() == [1, 2, 3, 4]
         for movie_id in ids:
             if (name, movie_id) != ("slowfast", "4"):
-                assert vector(output, name, movie_id).tolist() == planted[name, movie_id]
+                assert read_vector(output / name, movie_id).tolist() == planted[name, movie_id]

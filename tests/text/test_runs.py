@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -15,6 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.outputs import read_vectors
 from tests.testlib import DATA, REPO, SRC, run_script
 
 WORDS = ("a detective returns to her home town where the river has dried and every neighbour keeps a secret "
@@ -32,15 +32,6 @@ def make_plots(count: int, seed: int = 0) -> dict[str, str]:
 def write_tsv(path, plots: dict[str, str]):
     path.write_text("movie_id\tplot\n" + "".join(f"{i}\t{p}\n" for i, p in plots.items()), encoding="utf-8")
     return path
-
-
-def read_vectors(folder) -> dict[str, np.ndarray]:
-    vectors = {}
-    for file in folder.glob("*.json"):
-        data = json.loads(file.read_text())
-        assert list(data) == [file.stem]
-        vectors[file.stem] = np.asarray(data[file.stem], dtype=np.float32)
-    return vectors
 
 
 @pytest.mark.parametrize("model, dim", [("minilm", 384), ("mpnet", 768), ("clip-text", 512)])
