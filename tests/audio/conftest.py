@@ -94,7 +94,8 @@ def audio_store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def sounds(tmp_path_factory) -> dict[str, Path]:
-    """One short file per container/codec/layout the issue names, plus a 35 s one past the 30 s cut."""
+    """One short file per kind of input docs/audio.md lists (containers, codecs, channel layouts), plus a
+    35 s one past the 30 s cut."""
     folder = tmp_path_factory.mktemp("sounds")
     specs = {
         "opus.mkv": dict(seconds=3.0, rate=48000),

@@ -1,4 +1,4 @@
-"""The audio recipes of RECIPES.md, written out plainly and independently of m3l.
+"""The audio recipes of docs/recipes.md, written out plainly and independently of m3l.
 
 Each function decodes the trailer itself and runs one model on one trailer, as the
 original scripts did. The VGGish part follows harritaylor/torchvggish's own code

@@ -184,7 +184,7 @@ def temporary_files(output: Path) -> list[Path]:
 
 
 def assert_same_vectors(found: dict, expected: dict, atol: float = 1e-5) -> None:
-    """Same sources, same ids, same values (batching may move floats by ~1e-6, RECIPES.md)."""
+    """Same sources, same ids, same values (batching may move floats by ~1e-6, docs/recipes.md)."""
     assert found.keys() == expected.keys()
     for source in expected:
         assert sorted(found[source]) == sorted(expected[source]), source

@@ -1,4 +1,4 @@
-"""The poster recipes of RECIPES.md spelled out, one image at a time, independent of m3l.
+"""The poster recipes of docs/recipes.md spelled out, one image at a time, independent of m3l.
 
 - every poster: `Image.open(path).convert("RGB")` (first frame, EXIF orientation ignored);
 - clip-image: `SentenceTransformer(folder).encode(image)`, with the CLIP image processor on its

@@ -1,4 +1,4 @@
-"""An independent reference for the video recipes, written from RECIPES.md (Video) only.
+"""An independent reference for the video recipes, written from docs/recipes.md (Video) only.
 
 It does everything the plain way: decode every frame up to 30 s into a list, cut the
 list into windows, pad or drop the last one, preprocess each window on its own with
@@ -104,7 +104,7 @@ def build_mvit() -> nn.Module:
 
 
 def build_r2p1d() -> nn.Module:
-    """R(2+1)D-34 with the IG-65M changes listed in RECIPES.md."""
+    """R(2+1)D-34 with the IG-65M changes listed in docs/recipes.md."""
     from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet
 
     model = VideoResNet(block=BasicBlock, conv_makers=[Conv2Plus1D] * 4, layers=[3, 4, 6, 3],
