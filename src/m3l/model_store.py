@@ -230,7 +230,7 @@ class ModelStore:
         except httpx2.TransportError as error:
             raise UserError(f"cannot reach {api.endpoint} for {entry.source}: {_one_line(error)} "
                             f"(set HF_ENDPOINT or HTTPS_PROXY if the hub is reached another way)") from None
-        shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's download bookkeeping
+        _keep_snapshot_files(staging, commit)
         return {"source": f"{constants.ENDPOINT}/{entry.repo_id}", "repo_id": entry.repo_id,
                 "revision": entry.revision, "commit": commit, "fetched_from": api.endpoint}
 
@@ -256,6 +256,19 @@ class ModelStore:
             raise UserError(f"{url} does not match the hash in its name ({match.group(1)}): corrupt or "
                             f"wrong file, not kept")
         return {"source": entry.url, "revision": None, "commit": None, "fetched_from": url}
+
+
+def _keep_snapshot_files(staging: Path, commit: str) -> None:
+    """Drop what a killed earlier attempt left in the staging folder and this snapshot did not fetch
+    (other patterns, another commit), then huggingface_hub's download bookkeeping."""
+    from huggingface_hub._local_folder import read_download_metadata
+
+    for name, file in _files_of(staging).items():
+        if not name.startswith(".cache/"):
+            metadata = read_download_metadata(staging, name)
+            if metadata is None or metadata.commit_hash != commit:
+                file.unlink()
+    shutil.rmtree(staging / ".cache", ignore_errors=True)
 
 
 def _fetch_range(url: str, partial: Path) -> bool:
