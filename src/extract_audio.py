@@ -1,4 +1,5 @@
-"""Trailer soundtrack embeddings with whisper, ast and vggish, each trailer decoded once (see docs/audio.md)."""
+"""Trailer soundtrack embeddings with the audio models of the model table, m3l/models, each trailer
+decoded once (see docs/audio.md)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""Poster embeddings with clip-image, vgg and vit (see docs/images.md)."""
+"""Poster embeddings with the image models of the model table, m3l/models (see docs/images.md)."""
 
 import sys
 

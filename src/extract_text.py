@@ -1,4 +1,4 @@
-"""Plot embeddings with minilm, mpnet and clip-text (see docs/text.md)."""
+"""Plot embeddings with the text models of the model table, m3l/models (see docs/text.md)."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""Trailer embeddings with slowfast, mvit and r2p1d from one decode per trailer (see docs/video.md)."""
+"""Trailer embeddings with the video models of the model table, m3l/models, from one decode per
+trailer (see docs/video.md)."""
 
 import sys
 
