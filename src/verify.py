@@ -45,7 +45,8 @@ def verify(args: argparse.Namespace) -> list[str]:
     if not args.output.is_dir():
         raise UserError(f"output folder not found: {args.output}")
     catalogues = catalogue_ids(args)
-    audits = audit(args.output, catalogues, None if args.models is None else models.resolve(args.models.split(",")))
+    chosen = None if args.models is None else models.resolve(args.models.split(","), output=args.output)
+    audits = audit(args.output, catalogues, chosen)
     if not audits:
         raise UserError(f"no model folder or consolidated table under {args.output}")
     for result in audits:

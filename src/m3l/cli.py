@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from m3l import engines, models
+from m3l.models import spec
 from m3l.catalog import Catalogue, read_ids
 from m3l.errors import UserError
 from m3l.media import LoaderOptions
@@ -32,7 +33,8 @@ def build_parser(modality: Modality, default_models: list[str], description: str
     parser.add_argument("--output", type=Path, default=Path("features"), help="output root (default: features)")
     parser.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default: models)")
     parser.add_argument("--models", default=",".join(default_models),
-                        help=f"comma-separated models (default: {','.join(default_models)})")
+                        help=f"comma-separated models (default: {','.join(default_models)}), "
+                             f"{spec.families_help(modality.name)} (docs/models.md)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"),
                         help="auto follows the published recipe (default: auto)")

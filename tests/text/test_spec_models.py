@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from m3l.errors import UserError
+from m3l.readers.features import load_features
 from m3l.models import spec
 from tests.spec_models import spec_encoder
 from tests.stores import minilm_source
@@ -46,12 +49,9 @@ def spec_store(tmp_path_factory):
 
 
 def test_st_spec_equals_sentence_transformers_encode(spec_store):
-    from sentence_transformers import SentenceTransformer
-
     encoder = spec_encoder(spec_store, f"st:{ST_ID}")
     assert encoder.info.dim == 32
-    reference = SentenceTransformer(str(spec_store / ST_ID), device="cpu")
-    expected = np.stack([reference.encode(plot) for plot in PLOTS])
+    expected = st_reference(spec_store / ST_ID)(PLOTS)
     np.testing.assert_allclose(encoder.embed(PLOTS), expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1, atol=1e-5)
 
@@ -98,3 +98,78 @@ def test_spec_names_folders_and_store_paths():
 def test_spec_errors_name_the_problem(text, message):
     with pytest.raises(UserError, match=message):
         spec.parse(text)
+
+
+def st_reference(path):
+    """SentenceTransformer.encode, one plot per call."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(path), device="cpu")
+    return lambda plots: np.stack([model.encode(plot) for plot in plots])
+
+
+def _extract(store, output, plots_tsv, models_arg: str) -> int:
+    from m3l.cli import main
+
+    return main("text", ["--plots", str(plots_tsv), "--models", models_arg, "--models-dir", str(store),
+                         "--output", str(output)])
+
+
+@pytest.fixture
+def plots_tsv(tmp_path):
+    path = tmp_path / "plots.tsv"
+    path.write_text("movie_id\tplot\n" + "".join(f"{i}\t{p}\n" for i, p in enumerate(PLOTS, start=1)) + "4\t\n")
+    return path
+
+
+def test_spec_model_runs_resumes_consolidates_and_is_read_back(spec_store, plots_tsv, tmp_path, capsys):
+    from consolidate import main as consolidate_main
+    from report import main as report_main
+    from verify import main as verify_main
+
+    from m3l.readers.features import list_models
+
+    output, folder = tmp_path / "out", "st--BAAI--bge-small-en-v1.5"
+    assert _extract(spec_store, output, plots_tsv, f"st:{ST_ID}") == 0
+    assert "3 done, 0 already done, 0 failed, 1 skipped" in capsys.readouterr().out
+    assert sorted(p.name for p in (output / folder).glob("*.json")) == ["1.json", "2.json", "3.json"]
+    assert " 4 skipped " in (output / f"log_{folder}.txt").read_text()
+    assert (output / f"text_embeddings_{folder}.parquet").is_file() and (output / f"text_embeddings_{folder}.h5").is_file()
+    assert _extract(spec_store, output, plots_tsv, f"st:{ST_ID}") == 0
+    assert "0 done, 3 already done" in capsys.readouterr().out
+
+    ids, matrix = load_features(output, f"st:{ST_ID}")
+    assert ids == ["1", "2", "3"] and matrix.shape == (3, 32)
+    np.testing.assert_allclose(matrix, st_reference(spec_store / ST_ID)(PLOTS), atol=1e-5, rtol=0)
+    assert np.array_equal(load_features(output, folder, source="json")[1], matrix)
+    [summary] = list_models(output)
+    assert (summary.name, summary.folder, summary.dim, summary.count) == (f"st:{ST_ID}", folder, 32, 3)
+    assert consolidate_main(["--output", str(output)]) == 0
+    assert verify_main(["--output", str(output), "--plots", str(plots_tsv), "--accept-logged"]) == 0
+    assert f"{folder} (text, 32-d)" in capsys.readouterr().out
+    assert report_main(["--output", str(output)]) == 0
+    assert folder in (output / "report.html").read_text()
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"hf-text:{HF_ID}?pooling=cls", "unknown option 'pooling'"),
+    ("hf-image:facebook/dinov2-small", "is for the image modality, not text"),
+    ("st:BAAI/bge@", "malformed revision"),
+])
+def test_spec_mistakes_are_one_error_line_and_exit_2(spec_store, plots_tsv, tmp_path, capsys, text, message):
+    assert _extract(spec_store, tmp_path / "out", plots_tsv, text) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_own_encoder_class_from_the_docs_runs_like_the_others(spec_store, plots_tsv, tmp_path, monkeypatch, capsys):
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    (tmp_path / "letters.py").write_text(docs.split("```python\n")[1].split("```")[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    output = tmp_path / "out"
+    assert _extract(spec_store, output, plots_tsv, "letters:LetterCounts") == 0
+    assert "3 done" in capsys.readouterr().out
+    ids, matrix = load_features(output, "letters:LetterCounts")
+    assert ids == ["1", "2", "3"] and matrix.shape == (3, 26)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1, atol=1e-6)
+    assert (output / "text_embeddings_letters--LetterCounts.h5").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from m3l.errors import UserError
 from m3l.model_store import StoreEntry
@@ -94,8 +95,10 @@ def models_of(modality: str) -> list[ModelInfo]:
     return [info for info in MODELS.values() if info.modality == modality]
 
 
-def resolve(names: list[str] | None, modality: str | None = None) -> list[ModelInfo]:
-    """The models named, each by name or output folder, once each; every model (of `modality`) when none are.
+def resolve(names: list[str] | None, modality: str | None = None, output: Path | str | None = None) -> list[ModelInfo]:
+    """The models named, each by name, output folder or model spec (docs/models.md), once each; every
+    model of the table (of `modality`) when none are. Under `output`, a spec model's folder also names
+    it, and its marker there gives its dimension.
 
     A name that is no model (of `modality`) is a UserError listing the choices.
     """
@@ -103,16 +106,30 @@ def resolve(names: list[str] | None, modality: str | None = None) -> list[ModelI
     if not names:
         return available
     by_key = {key: info for info in available for key in (info.name, info.folder)}
-    unknown = [name for name in names if name not in by_key]
+    chosen = [by_key.get(name) or _spec_model(name, output) for name in names]
+    unknown = [name for name, info in zip(names, chosen) if info is None]
     if unknown:
         raise UserError(f"unknown {f'{modality} ' if modality else ''}model {', '.join(map(repr, unknown))}; "
-                        f"choose from {', '.join(info.name for info in available)}")
-    return list(dict.fromkeys(by_key[name] for name in names))
+                        f"choose from {', '.join(info.name for info in available)} or a model spec (docs/models.md)")
+    elsewhere = [info for info in chosen if modality and info.modality != modality]
+    if elsewhere:
+        raise UserError(f"{elsewhere[0].name} is for the {elsewhere[0].modality} modality, not {modality}")
+    return list(dict.fromkeys(chosen))
 
 
-def lookup(model: str | ModelInfo, modality: str | None = None) -> ModelInfo:
-    """The model called `model` (`whisper`) or writing to the output folder `model` (`audio_whisper`)."""
-    return model if isinstance(model, ModelInfo) else resolve([model], modality)[0]
+def _spec_model(name: str, output: Path | str | None) -> ModelInfo | None:
+    """A model spec, or the output folder of one under `output`; None when `name` is neither."""
+    from m3l.models import spec  # imports this module
+
+    parsed = spec.parse(name) if spec.is_spec(name) else None
+    recorded = spec.read_marker(Path(output) / (parsed.folder if parsed else name)) if output is not None else None
+    return recorded or parsed
+
+
+def lookup(model: str | ModelInfo, modality: str | None = None, output: Path | str | None = None) -> ModelInfo:
+    """The model called `model` (`whisper`, `st:BAAI/bge-small-en-v1.5`) or writing to the output folder
+    `model` (`audio_whisper`; a spec model's folder under `output`)."""
+    return model if isinstance(model, ModelInfo) else resolve([model], modality, output)[0]
 
 
 def encoder_class(info: ModelInfo) -> type:

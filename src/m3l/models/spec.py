@@ -80,10 +80,10 @@ class SpecInfo(ModelInfo):
         return replace(self, dim=dim)
 
 
-def families_help() -> str:
-    """The spec syntax and families, for --help."""
-    names = ", ".join(f"{name}: ({family.modality})" for name, family in FAMILIES.items())
-    return f"or model specs FAMILY:ID[@REVISION][?pool=...] with FAMILY one of {names}; or module.path:ClassName"
+def families_help(modality: str) -> str:
+    """The spec syntax and the modality's families, for --help."""
+    names = "; ".join(f"{name}: {family.about}" for name, family in FAMILIES.items() if family.modality == modality)
+    return f"or model specs FAMILY:ID[@REVISION][?OPTION=VALUE], FAMILY being {names}; or module.path:ClassName"
 
 
 def is_spec(text: str) -> bool:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.models import MODELS, ModelInfo, lookup
+from m3l.models import MODELS, ModelInfo, lookup, spec
 from m3l.store.format import (LogEntry, canonical_id, id_order, log_path, read_folder, read_log_file, read_table,
                               table_metadata, table_paths)
 from m3l.store.provenance import METADATA_KEY, ProvenanceLog
@@ -66,7 +66,7 @@ def _newest_json_change_ns(folder: Path) -> int | None:
 def choose_source(output_dir: Path | str, model: str | ModelInfo) -> str:
     """Where `load_features(..., source="auto")` reads: "hdf5" (the fastest) or "parquet" when up to date,
     else "json"."""
-    info = lookup(model)
+    info = lookup(model, output=output_dir)
     newest_json = _newest_json_change_ns(Path(output_dir) / info.folder)
     for source, path in table_paths(output_dir, info).items():
         if path.is_file() and (newest_json is None or path.stat().st_mtime_ns >= newest_json):
@@ -100,7 +100,7 @@ def load_features(output_dir: Path | str, model: str | ModelInfo,
     `source` is "auto" (the consolidated table when up to date, else the JSON folder),
     or "parquet", "hdf5" or "json" to read that one form.
     """
-    ids, matrix = _read(output_dir, lookup(model), source, vectors=True)
+    ids, matrix = _read(output_dir, lookup(model, output=output_dir), source, vectors=True)
     return _sorted(ids, matrix)
 
 
@@ -120,7 +120,7 @@ def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "au
 
 def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:
     """The ids of `load_features` without reading the vectors of a consolidated table."""
-    ids, order = _canonical_order(_read(output_dir, lookup(model), source, vectors=False)[0])
+    ids, order = _canonical_order(_read(output_dir, lookup(model, output=output_dir), source, vectors=False)[0])
     return [ids[k] for k in order]
 
 
@@ -134,7 +134,7 @@ def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "
 
 def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
     """The entries of the model's log; lines of another shape are ignored."""
-    path = log_path(output_dir, lookup(model))
+    path = log_path(output_dir, lookup(model, output=output_dir))
     return list(read_log_file(path)) if path.is_file() else []
 
 
@@ -155,7 +155,7 @@ def expected_ids(output_dir: Path | str, model: str | ModelInfo, ids: Iterable[s
     """The ids a model should have vectors for: the catalogue's (its modality's, when a mapping
     is given), or by default (and for a modality the mapping lacks) every id the runs saw:
     those with a vector and those in the model's log."""
-    info = lookup(model)
+    info = lookup(model, output=output_dir)
     if isinstance(catalogue, Mapping):
         catalogue = catalogue.get(info.modality)
     if catalogue is None:
@@ -178,15 +178,18 @@ class ModelSummary:
 
 
 def found_models(output_dir: Path | str) -> list[ModelInfo]:
-    """The models with a JSON folder or a consolidated table under `output_dir`, in table order."""
+    """The models with a JSON folder or a consolidated table under `output_dir`, in table order,
+    then the spec models' folders by name."""
     output = Path(output_dir)
-    return [info for info in MODELS.values()
-            if (output / info.folder).is_dir() or any(p.is_file() for p in table_paths(output, info).values())]
+    table = [info for info in MODELS.values()
+             if (output / info.folder).is_dir() or any(p.is_file() for p in table_paths(output, info).values())]
+    specs = [spec.read_marker(marker.parent) for marker in sorted(output.glob(f"*/{spec.MARKER}"))]
+    return table + [info for info in specs if info is not None]
 
 
 def summarize(output_dir: Path | str, model: str | ModelInfo, ids: list[str],
               catalogue: CatalogueIds | None = None, source: str = "json") -> ModelSummary:
-    info = lookup(model)
+    info = lookup(model, output=output_dir)
     expected = expected_ids(output_dir, info, ids, catalogue)
     covered = len(set(expected).intersection(ids))
     return ModelSummary(info.name, info.folder, info.modality, info.dim, len(ids), len(expected),

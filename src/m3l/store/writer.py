@@ -24,6 +24,7 @@ import numpy as np
 from m3l.catalog import id_problem, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
+from m3l.models.spec import MARKER, SpecInfo, marker_bytes, read_marker
 from m3l.store.format import log_line, log_path, parse_vector
 from m3l.store.provenance import ProvenanceLog
 
@@ -100,6 +101,12 @@ class FeatureStore:
             raise OutputError(Path(error.filename or self.folder), error) from None
         self.summary = Summary(info.folder)
         self.started = time.perf_counter()
+        if isinstance(info, SpecInfo):  # its dimension: recorded by an earlier run, else known at its first vector
+            recorded = read_marker(self.folder)
+            if recorded and recorded.dim:
+                self.info = recorded
+            else:
+                self._record(info)
         self.mixed: Callable[[str], None] | None = None  # logs each id written under a second provenance
 
     def claim(self, provenance: dict, allow_mixed: bool) -> None:
@@ -154,8 +161,15 @@ class FeatureStore:
                 self.summary.already_done += 1
         return todo
 
+    def _record(self, info: SpecInfo) -> None:
+        """A spec model's marker: its spec and, once known, its dimension."""
+        atomic_write_bytes(self.folder / MARKER, marker_bytes(info))
+        self.info = info
+
     def write(self, movie_id: str, vector: np.ndarray) -> None:
         vector = np.asarray(vector, dtype=np.float32)
+        if not self.info.dim and isinstance(self.info, SpecInfo) and vector.ndim == 1:
+            self._record(self.info.with_dim(len(vector)))  # the first vector of a first run: the loaded model's
         if vector.shape != (self.info.dim,):
             raise ValueError(f"vector of shape {vector.shape}, expected ({self.info.dim},)")
         if not np.isfinite(vector).all():
