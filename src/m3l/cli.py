@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import signal
 import sys
 import tempfile
@@ -105,7 +106,7 @@ def create_encoders(modality: Modality, args: argparse.Namespace) -> list[Encode
     device = resolve_device(args.device)
     encoders = []
     for info in infos:
-        paths = store.require(info.files, fill)
+        paths = store.require(info.files, f"{fill} --models {shlex.quote(info.name)}")
         try:
             cls = models.encoder_class(info)
         except ImportError as error:

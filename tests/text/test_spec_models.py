@@ -162,6 +162,13 @@ def test_spec_mistakes_are_one_error_line_and_exit_2(spec_store, plots_tsv, tmp_
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
+def test_spec_missing_from_the_store_names_its_download(spec_store, plots_tsv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("M3L_OFFLINE", "1")
+    assert _extract(spec_store, tmp_path / "out", plots_tsv, "hf-text:BAAI/absent?pool=cls") == 2
+    err = capsys.readouterr().err
+    assert "download_models.py --modality text" in err and "--models 'hf-text:BAAI/absent?pool=cls'" in err
+
+
 def test_own_encoder_class_from_the_docs_runs_like_the_others(spec_store, plots_tsv, tmp_path, monkeypatch, capsys):
     docs = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
     (tmp_path / "letters.py").write_text(docs.split("```python\n")[1].split("```")[0])
