@@ -31,9 +31,9 @@ import torch  # noqa: E402
 
 from m3l import models  # noqa: E402
 from m3l.cli import build_parser  # noqa: E402
-from m3l.feature_store import FeatureStore  # noqa: E402
+from m3l.engines.local import run  # noqa: E402
 from m3l.modalities import MODALITIES  # noqa: E402
-from m3l.runner import run  # noqa: E402
+from m3l.store.writer import FeatureStore  # noqa: E402
 
 SPECS = {"text": "st:sentence-transformers/all-MiniLM-L6-v2", "image": "hf-image:facebook/dinov2-small",
          "audio": "hf-audio:openai/whisper-tiny", "video": "hf-video:MCG-NJU/videomae-small-finetuned-kinetics"}
