@@ -62,3 +62,21 @@ def test_hf_audio_spec_equals_mean_of_last_hidden_state(spec_store, repo_id):
 def test_another_sampling_rate_is_a_user_error(spec_store):
     with pytest.raises(UserError, match="asks for 48000 Hz"):
         spec_encoder(spec_store, f"hf-audio:{AT_48K}")
+
+
+def test_spec_model_runs_through_extract_audio(spec_store, tmp_path):
+    from m3l.cli import main
+    from m3l.readers.features import load_features
+    from tests.audio.sounds import write_audio
+
+    trailers = tmp_path / "trailers"
+    trailers.mkdir()
+    write_audio(trailers / "1.m4a", 2.5)
+    write_audio(trailers / "2.m4a", 1.5, seed=1)
+    (trailers / "3.mp4").write_bytes(b"not a trailer")
+    argv = ["--trailers", trailers, "--models", f"hf-audio:{WAV2VEC2}", "--models-dir", spec_store,
+            "--output", tmp_path / "out", "--workers", "0"]
+    assert main("audio", [str(arg) for arg in argv]) == 0
+    ids, matrix = load_features(tmp_path / "out", f"hf-audio:{WAV2VEC2}", source="parquet")
+    assert ids == ["1", "2"] and matrix.shape == (2, 32)
+    assert " 3 failed " in (tmp_path / "out" / "log_hf-audio--facebook--wav2vec2-base-960h.txt").read_text()

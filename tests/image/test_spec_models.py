@@ -93,3 +93,21 @@ def test_timm_spec_equals_pre_logits_with_its_data_config(spec_store):
 
 def test_timm_download_takes_only_its_config_and_weights():
     assert spec.parse(f"timm:{TIMM}").files[0].allow_patterns == ("config.json", "model.safetensors")
+
+
+def test_spec_models_run_through_extract_images(spec_store, tmp_path, capsys):
+    from m3l.cli import main
+    from m3l.readers.features import load_features
+
+    posters = tmp_path / "posters"
+    posters.mkdir()
+    for index, image in enumerate(_posters(), start=1):
+        image.save(posters / f"{index}.png")
+    (posters / "3.jpg").write_bytes(b"not an image")
+    argv = ["--posters", posters, "--models", f"timm:{TIMM},hf-image:{SIGLIP}", "--models-dir", spec_store,
+            "--output", tmp_path / "out", "--workers", "0"]
+    assert main("image", [str(arg) for arg in argv]) == 0
+    for folder, dim in (("timm--timm--vit_tiny_patch16_224.augreg_in21k", 24), ("hf-image--google--siglip-base-patch16-224", 32)):
+        ids, matrix = load_features(tmp_path / "out", folder, source="hdf5")
+        assert ids == ["1", "2"] and matrix.shape == (2, dim)
+        assert " 3 failed not an image" in (tmp_path / "out" / f"log_{folder}.txt").read_text()

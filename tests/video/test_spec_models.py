@@ -50,3 +50,19 @@ def test_hf_video_spec_equals_mean_of_clips(spec_store, tmp_path, frames):
         expected.append(tokens[0].mean(0).numpy())
     assert encoder.info.dim == 32 and len(clips) == len(expected) == min(5, (frames + 1) // 4)
     np.testing.assert_allclose(ours, np.mean(expected, axis=0), atol=1e-4, rtol=0)
+
+
+def test_spec_model_runs_through_extract_video(spec_store, tmp_path):
+    from m3l.cli import main
+    from m3l.readers.features import load_features
+
+    trailers = tmp_path / "trailers"
+    trailers.mkdir()
+    write_video(trailers / "1.mp4", [40] * 9)
+    write_video(trailers / "2.mp4", [40] * 2)  # too short: its one window has 2 of 4 frames
+    argv = ["--trailers", trailers, "--models", f"hf-video:{VIDEOMAE}", "--models-dir", spec_store,
+            "--output", tmp_path / "out", "--workers", "0"]
+    assert main("video", [str(arg) for arg in argv]) == 0
+    ids, matrix = load_features(tmp_path / "out", "hf-video--MCG-NJU--videomae-base", source="hdf5")
+    assert ids == ["1"] and matrix.shape == (1, 32)
+    assert " 2 failed too short" in (tmp_path / "out" / "log_hf-video--MCG-NJU--videomae-base.txt").read_text()
