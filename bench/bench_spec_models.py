@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from m3l import models  # noqa: E402
 from m3l.cli import build_parser  # noqa: E402
 from m3l.engines.local import run  # noqa: E402
+from m3l.media import LoaderOptions  # noqa: E402
 from m3l.modalities import MODALITIES  # noqa: E402
 from m3l.store.writer import FeatureStore  # noqa: E402
 
@@ -111,7 +112,7 @@ def main() -> None:
         encoder.load()
         encoder.load = lambda: None  # the weights are in memory: time the pipeline, not the disk
         items = modality.read_catalogue(source).items
-        loader = modality.make_loader([encoder], args)
+        loader = modality.make_loader([encoder], LoaderOptions.of(args))
         samples = [sample for item in items for sample in encoder.preprocess(loader(item))]
         times: dict[str, list[float]] = {"end to end": [], "bare forward": []}
         for repeat in range(options.repeats):
