@@ -23,6 +23,7 @@ QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
                                   "--workers", "0", "--batch-size", "2"]),
     "bench_audio.py": ("audio", ["--trailers", "1", "--seconds", "2", "--repeats", "1", "--workers", "0"]),
     "bench_video.py": ("video", ["--trailers", "1", "--loops", "1", "--repeats", "1", "--end-to-end-repeats", "0"]),
+    "bench_spec_models.py": ("text", ["--modality", "text", "--items", "4", "--repeats", "1"]),
 }
 
 # Benchmarks whose smallest run takes minutes (Ray's start-up and actors): their tests import them
