@@ -25,7 +25,7 @@ def half_precision(encoder: Encoder) -> AbstractContextManager:
 
 
 @contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Loading without the report of the published checkpoints' unused heads, progress bars, or the
     AST extractor's notice that some of its 128 Kaldi mel filters are empty at 16 kHz (they are, by design)."""
     import transformers
@@ -53,7 +53,7 @@ class _TransformersAudioEncoder(Encoder):
         # Made here, in the main process, so that forked loader workers inherit it (and transformers) ready.
         import transformers
 
-        with _quiet_transformers():
+        with quiet_transformers():
             self.extractor = getattr(transformers, self.extractor_class).from_pretrained(
                 str(self.paths[0]), local_files_only=True)
 
@@ -75,7 +75,7 @@ class _TransformersAudioEncoder(Encoder):
     def load(self) -> None:
         import transformers
 
-        with _quiet_transformers():
+        with quiet_transformers():
             model = getattr(transformers, self.model_class).from_pretrained(str(self.paths[0]), local_files_only=True)
         self.model = self.network(model).to(self.device).eval()
 

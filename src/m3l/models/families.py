@@ -9,6 +9,7 @@ records it in `self.info`; the engine checks every vector against it.
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -20,7 +21,7 @@ from torch import nn
 from m3l.errors import UserError
 from m3l.media.audio import SAMPLE_RATE, Soundtrack
 from m3l.media.image import Poster
-from m3l.models.audio import _quiet_transformers, half_precision
+from m3l.models.audio import quiet_transformers, half_precision
 from m3l.models.base import Encoder
 from m3l.models.image import IMAGENET_MEAN, IMAGENET_STD
 from m3l.models.spec import SpecInfo
@@ -39,15 +40,15 @@ class _SpecEncoder(Encoder):
     def dtype(self) -> torch.dtype:
         return torch.float16 if self.half else torch.float32
 
+    @abstractmethod
     def probe(self) -> Any:
         """One sample `embed` accepts, to read the output dimension."""
-        raise NotImplementedError
 
     def read_dim(self) -> None:
         self.info = self.info.with_dim(int(self.embed([self.probe()]).shape[1]))
 
     def _from_pretrained(self, loader: Callable[..., Any], **kwargs: Any) -> Any:
-        with _quiet_transformers():
+        with quiet_transformers():
             return loader(self.folder, local_files_only=True, **kwargs)
 
 
@@ -95,8 +96,9 @@ class _PixelEncoder(_SpecEncoder):
     def preprocess(self, poster: Poster) -> list[torch.Tensor]:
         return [self.transform(poster.image)]
 
+    @abstractmethod
     def transform(self, image: Any) -> torch.Tensor:
-        raise NotImplementedError
+        """An RGB PIL image → the network's input tensor."""
 
     def probe(self) -> torch.Tensor:
         from PIL import Image
@@ -108,8 +110,9 @@ class _PixelEncoder(_SpecEncoder):
         with torch.inference_mode():
             return self.forward(batch).float().cpu().numpy()
 
+    @abstractmethod
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """A batch of input tensors → one vector per row."""
 
 
 def pooled_output(outputs: Any, pool: str, patches: int | None) -> torch.Tensor:
