@@ -19,6 +19,7 @@ from m3l.errors import UserError
 
 MAX_ID_LENGTH = 64
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+_INTEGER = re.compile(r"-?[0-9]+")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tiff", ".tif", ".webp")
@@ -60,6 +61,12 @@ def id_problem(movie_id: str) -> str | None:
     return None
 
 
+def collision_key(movie_id: str) -> str:
+    """Ids with one key would collide: equal as integers (`12`, `012`) in the tables, or equal up to
+    letter case as file names on case-insensitive file systems."""
+    return str(int(movie_id)) if _INTEGER.fullmatch(movie_id) else movie_id.casefold()
+
+
 def printable(text: str) -> str:
     """An id or value shown in a log line: one line, bounded length."""
     shown = text.encode("unicode_escape").decode("ascii")
@@ -71,19 +78,30 @@ class _Builder:
 
     def __init__(self) -> None:
         self.catalogue = Catalogue()
-        self._seen: set[str] = set()
+        self._seen: dict[str, str] = {}  # collision key → the id kept
 
     def reject(self, label: str, reason: str) -> None:
         self.catalogue.rejected.append((printable(label), reason))
+
+    def note(self, movie_id: str, row: Row) -> None:
+        if row.note:
+            self.catalogue.warnings.append((printable(movie_id or f"row{row.line}"), row.note))
+
+    def kept(self, movie_id: str) -> str | None:
+        """The id already kept that `movie_id` would collide with, if any."""
+        return self._seen.get(collision_key(movie_id))
 
     def add(self, movie_id: str, source: str) -> None:
         problem = id_problem(movie_id)
         if problem:
             self.reject(movie_id, problem)
-        elif movie_id in self._seen:
+        elif (kept := self.kept(movie_id)) == movie_id:
             self.reject(movie_id, "duplicate id (first one kept)")
+        elif kept is not None:
+            self.reject(movie_id, f"id collides with {kept} (ids equal as numbers or up to letter case "
+                                  "would share a file or a table row; first one kept)")
         else:
-            self._seen.add(movie_id)
+            self._seen[collision_key(movie_id)] = movie_id
             self.catalogue.items.append(Item(movie_id, source))
 
 
@@ -98,26 +116,84 @@ def _read_text(path: Path) -> tuple[str, bool]:
         return raw.decode("utf-8-sig", errors="replace"), True
 
 
-def _tsv_rows(text: str) -> list[list[str]]:
+@dataclass(frozen=True)
+class Row:
+    """One catalogue row: the line it starts on, its cells, and how it was read when that needs saying."""
+
+    line: int
+    cells: list[str]
+    last: int = 0  # the line it ends on, when a quoted field spans lines
+    note: str | None = None
+
+    def cell(self, index: int) -> str:
+        return self.cells[index].strip() if index < len(self.cells) else ""
+
+
+def _lines(text: str) -> list[str]:
+    lines = re.split(r"\r\n|\r|\n", text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def _quoted_rows(text: str) -> list[Row] | None:
+    """The rows of `text` read as a quoted TSV, or None when its quotes do not pair up."""
     csv.field_size_limit(sys.maxsize)
-    return list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"'))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"', strict=True)
+    rows, start = [], 1
+    try:
+        for cells in reader:
+            end = reader.line_num
+            note = f"a quoted field spans lines {start}-{end}: read as one row" if end > start else None
+            rows.append(Row(start, cells, end, note))
+            start = end + 1
+    except csv.Error:
+        return None
+    return rows
+
+
+def _line_rows(lines: list[str]) -> list[Row]:
+    """One row per line: quoting applies within a line; a line whose quotes do not pair up is split as written."""
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(Row(number, next(csv.reader([line], delimiter="\t", strict=True), [])))
+        except csv.Error:
+            rows.append(Row(number, line.split("\t"), note=f"quotes on line {number} do not pair up: "
+                                                             "read as this line alone, quotes kept as text"))
+    return rows
+
+
+def _tsv_rows(text: str) -> list[Row]:
+    """The non-blank rows of a TSV: tab-separated lines, one row per line.
+
+    A field spans lines only when the whole file reads as a valid quoted TSV and no
+    spanned line could be a row of its own (it holds no tab); otherwise every line
+    is a row, and rows whose reading differs from their line carry a note, so the
+    rows read always match the data lines or say why they do not.
+    """
+    lines = _lines(text)
+    quoted = _quoted_rows(text)
+    if quoted is None or any("\t" in line for row in quoted for line in lines[row.line:row.last]):
+        rows = _line_rows(lines)
+    else:
+        rows = quoted
+    return [row for row in rows if any(cell.strip() for cell in row.cells)]
 
 
 def read_plots(path: Path) -> Catalogue:
     """Plots TSV with a header row naming `movie_id` and `plot` (any column order)."""
     text, replaced = _read_text(path)
-    rows = [row for row in _tsv_rows(text) if any(cell.strip() for cell in row)]
-    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    rows = _tsv_rows(text)
+    header = [cell.strip().lower() for cell in rows[0].cells] if rows else []
     if "movie_id" not in header or "plot" not in header:
         raise UserError(f"{path}: the first row must be a header with columns 'movie_id' and 'plot'"
                         f" (found: {', '.join(header) or 'nothing'})")
     id_col, plot_col = header.index("movie_id"), header.index("plot")
     builder = _Builder()
-    for line_no, row in enumerate(rows[1:], start=2):
-        movie_id = row[id_col].strip() if id_col < len(row) else ""
-        plot = row[plot_col].strip() if plot_col < len(row) else ""
+    for row in rows[1:]:
+        movie_id, plot = row.cell(id_col), row.cell(plot_col)
+        builder.note(movie_id, row)
         if not movie_id:
-            builder.reject(f"row{line_no}", "missing movie_id")
+            builder.reject(f"row{row.line}", "missing movie_id")
         elif not plot:
             builder.reject(movie_id, "empty or missing plot")
         else:
@@ -134,16 +210,18 @@ def read_media_map(path: Path) -> Catalogue:
     the decoder reports them, so that they are logged per model like any bad file.
     """
     text, _ = _read_text(path)
-    rows = [row for row in _tsv_rows(text) if any(cell.strip() for cell in row)]
-    if rows and rows[0] and rows[0][0].strip().lower() in {"movie_id", "id", "movieid", "item_id"}:
+    rows = _tsv_rows(text)
+    if rows and rows[0].cell(0).lower() in {"movie_id", "id", "movieid", "item_id"}:
         rows = rows[1:]
     builder = _Builder()
-    for line_no, row in enumerate(rows, start=1):
-        if len(row) < 2 or not row[1].strip():
-            builder.reject(row[0].strip() if row else f"row{line_no}", "row without a file path")
+    for row in rows:
+        movie_id, media = row.cell(0), row.cell(1)
+        builder.note(movie_id, row)
+        if not media:
+            builder.reject(movie_id or f"row{row.line}", "row without a file path")
             continue
-        media = Path(row[1].strip()).expanduser()
-        builder.add(row[0].strip(), str(media if media.is_absolute() else path.parent / media))
+        media_path = Path(media).expanduser()
+        builder.add(movie_id, str(media_path if media_path.is_absolute() else path.parent / media_path))
     return builder.catalogue
 
 
@@ -155,7 +233,7 @@ def read_media_dir(folder: Path, extensions: tuple[str, ...]) -> Catalogue:
     for file in sorted(folder.iterdir(), key=lambda p: p.name):
         if file.is_file() and file.suffix.lower() in extensions:
             movie_id = file.stem
-            if movie_id in builder._seen:
+            if builder.kept(movie_id) == movie_id:
                 builder.reject(movie_id, f"duplicate id: {file.name} ignored (another file of that id is used)")
             else:
                 builder.add(movie_id, str(file))

@@ -62,3 +62,44 @@ def test_missing_input_is_a_user_error(tmp_path):
         read_media(tmp_path / "nope.tsv", ())
     with pytest.raises(UserError, match="not found"):
         read_plots(tmp_path / "nope.tsv")
+
+
+def _plots(tmp_path, text):
+    (tmp_path / "p.tsv").write_text("movie_id\tplot\n" + text)
+    catalogue = read_plots(tmp_path / "p.tsv")
+    return [(i.id, i.source) for i in catalogue.items], dict(catalogue.rejected), dict(catalogue.warnings)
+
+
+def test_an_unterminated_quote_swallows_no_row_and_is_logged(tmp_path):
+    items, rejected, warnings = _plots(tmp_path, '1\t"Rosebud is the last word\n2\tSecond plot\n3\tThird plot\n')
+    assert items == [("1", '"Rosebud is the last word'), ("2", "Second plot"), ("3", "Third plot")]
+    assert "quotes on line 2 do not pair up" in warnings["1"] and not rejected
+
+
+def test_quotes_that_would_swallow_rows_are_read_one_row_per_line(tmp_path):
+    items, _, warnings = _plots(tmp_path, '1\t"Rosebud\n2\tSecond plot"\n3\tThird plot\n')
+    assert [movie_id for movie_id, _ in items] == ["1", "2", "3"]
+    assert "do not pair up" in warnings["1"]
+
+
+def test_a_valid_quoted_field_may_span_lines_and_says_so(tmp_path):
+    items, _, warnings = _plots(tmp_path, '1\t"He said ""Rosebud""\nand died."\n2\tSecond plot\n')
+    assert items == [("1", 'He said "Rosebud"\nand died.'), ("2", "Second plot")]
+    assert warnings == {"1": "a quoted field spans lines 2-3: read as one row"}
+
+
+def test_quoted_fields_on_one_line_are_unquoted_silently(tmp_path):
+    items, _, warnings = _plots(tmp_path, '1\t"A ""quoted"" plot"\n2\tHe said "hi" twice\n')
+    assert items == [("1", 'A "quoted" plot'), ("2", 'He said "hi" twice')] and not warnings
+
+
+def test_ids_that_would_collide_in_tables_or_on_case_insensitive_disks_are_refused(tmp_path):
+    items, rejected, _ = _plots(tmp_path, "12\ta\n012\tb\n0012\tc\nAb\td\nab\te\n12\tf\n")
+    assert items == [("12", "a"), ("Ab", "d")]
+    assert "collides with 12" in rejected["012"] and "collides with 12" in rejected["0012"]
+    assert "collides with Ab" in rejected["ab"]
+    for name in ("7.jpg", "007.png", "X.png", "x.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    catalogue = read_media(tmp_path, IMAGE_EXTENSIONS)
+    assert [i.id for i in catalogue.items] == ["007", "X"]
+    assert {label for label, _ in catalogue.rejected} == {"7", "x"}
