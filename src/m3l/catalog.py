@@ -9,8 +9,11 @@ unvalidated id.
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,10 @@ _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 _INTEGER = re.compile(r"-?[0-9]+")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tiff", ".tif", ".webp")
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+_VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+REGULAR = "a regular file"
 MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mp3", ".m4a", ".aac",
                     ".wav", ".flac", ".ogg", ".opus")
 
@@ -39,7 +45,8 @@ class Item:
 class Catalogue:
     items: list[Item] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (id or row label, reason)
-    warnings: list[tuple[str, str]] = field(default_factory=list)  # items kept, with a caveat
+    # (id or entry name, note): items kept with a caveat, folder entries that are no items
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     def limit(self, n: int | None) -> Catalogue:
         return self if n is None else Catalogue(self.items[:n], self.rejected, self.warnings)
@@ -65,6 +72,40 @@ def collision_key(movie_id: str) -> str:
     """Ids with one key would collide: equal as integers (`12`, `012`) in the tables, or equal up to
     letter case as file names on case-insensitive file systems."""
     return str(int(movie_id)) if _INTEGER.fullmatch(movie_id) else movie_id.casefold()
+
+
+def path_kind(path: Path) -> str:
+    """What `path` is, links followed, in words: "a regular file", "a directory", "not found", ..."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return "a symbolic link to nothing" if path.is_symlink() else "not found"
+    except OSError as error:
+        return "a symbolic link loop" if error.errno == errno.ELOOP else f"unreadable ({error.strerror or error})"
+    if kind := _KINDS.get(stat.S_IFMT(info.st_mode)):
+        return kind
+    real = os.path.realpath(path)
+    if any(real == root or real.startswith(root + "/") for root in _VIRTUAL_ROOTS):
+        return f"in the kernel's virtual file systems ({real})"
+    return REGULAR
+
+
+def check_folder_path(path: Path, what: str) -> None:
+    """A UserError unless `path` is a folder or nothing yet (a folder is then made there)."""
+    kind = path_kind(path)
+    if kind not in ("not found", "a directory"):
+        raise UserError(f"{what} {path} is {kind}, not a folder")
+
+
+def image_extensions() -> tuple[str, ...]:
+    """Every file extension of an image format PIL reads (of a GIF, as of any image, the first frame is used)."""
+    from PIL import Image, ImageFile
+
+    Image.init()
+    stubs = {name for name, (factory, _) in Image.OPEN.items()
+             if isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)}
+    return tuple(sorted(extension for extension, name in Image.registered_extensions().items()
+                        if name in Image.OPEN and name not in stubs))
 
 
 def printable(text: str) -> str:
@@ -226,17 +267,23 @@ def read_media_map(path: Path) -> Catalogue:
 
 
 def read_media_dir(folder: Path, extensions: tuple[str, ...]) -> Catalogue:
-    """Folder of `<id>.<ext>` files. Of two files with one id, the first by name wins."""
+    """Folder of `<id>.<ext>` files. Of two files with one id, the first by name wins; every
+    other entry is noted with why it is not used."""
     if not folder.is_dir():
         raise UserError(f"input folder not found: {folder}")
     builder = _Builder()
     for file in sorted(folder.iterdir(), key=lambda p: p.name):
-        if file.is_file() and file.suffix.lower() in extensions:
-            movie_id = file.stem
-            if builder.kept(movie_id) == movie_id:
-                builder.reject(movie_id, f"duplicate id: {file.name} ignored (another file of that id is used)")
-            else:
-                builder.add(movie_id, str(file))
+        kind = path_kind(file)
+        if kind == REGULAR and file.suffix.lower() not in extensions:
+            kind = f"its extension {file.suffix or '(none)'} is not one of the formats read"
+        if kind != REGULAR:
+            builder.catalogue.warnings.append((printable(file.name), f"folder entry not used: {kind}"))
+            continue
+        movie_id = file.stem
+        if builder.kept(movie_id) == movie_id:
+            builder.reject(movie_id, f"duplicate id: {file.name} ignored (another file of that id is used)")
+        else:
+            builder.add(movie_id, str(file))
     return builder.catalogue
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m3l.catalog import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, Catalogue, Item, read_media, read_plots
+from m3l.catalog import MEDIA_EXTENSIONS, Catalogue, Item, image_extensions, read_media, read_plots
 from m3l.media import LoaderOptions
 from m3l.media.image import add_arguments as image_arguments
 
@@ -43,7 +43,7 @@ MODALITIES = {
         Modality("text", "--plots", "TSV with a header row: movie_id<TAB>plot", DATA / "plots.tsv",
                  read_plots, "m3l.media.text", batch_size=32, workers=0, longest_first=True),
         Modality("image", "--posters", "folder of <id>.<ext> posters, or a TSV mapping movie_id to an image path",
-                 DATA / "poster", lambda path: read_media(path, IMAGE_EXTENSIONS), "m3l.media.image",
+                 DATA / "poster", lambda path: read_media(path, image_extensions()), "m3l.media.image",
                  batch_size=32, workers=2, add_arguments=image_arguments),
         Modality("audio", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
                  DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS), "m3l.media.audio",

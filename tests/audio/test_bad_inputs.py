@@ -1,9 +1,11 @@
 """Bad trailers: each one gets a clear log line in every model's log, and the run goes on."""
 
+import os
 import re
 
 import pytest
 
+from m3l.media import container
 from m3l.media.audio import decode_soundtrack
 from m3l.models import models_of
 from m3l.models.vggish import MIN_PARTIAL_SAMPLES
@@ -42,6 +44,37 @@ def bad_files(tmp_path_factory):
 def test_unusable_trailers_raise_a_one_line_reason(bad_files, name, message):
     with pytest.raises((OSError, ValueError), match=message):
         decode_soundtrack(bad_files[name], min_partial_samples=MIN_PARTIAL_SAMPLES)
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    """Trailers that would make FFmpeg read other files: concat scripts naming a FIFO and a real trailer."""
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink(tmp_path / "fifo", tmp_path / "fifo.mp4")
+    os.symlink(tmp_path / "loop.mp4", tmp_path / "loop.mp4")
+    for name, target in (("fifo_concat.mp4", tmp_path / "fifo"), ("file_concat.mp4", DATA / "trailers" / "1.mp4")):
+        (tmp_path / name).write_text(f"ffconcat version 1.0\nfile '{target}'\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("fifo_concat.mp4", "not a self-contained media file"),
+    ("file_concat.mp4", "not a self-contained media file"),
+    ("fifo.mp4", r"trailer file is a FIFO \(named pipe\), not a regular file"),
+    ("loop.mp4", "trailer file is a symbolic link loop"),
+    (".", "trailer file is a directory"),
+    ("/dev/zero", "trailer file is a character device, not a regular file"),
+    ("/proc/self/status", "virtual file systems"),
+])
+def test_media_never_reach_beyond_their_own_regular_file(hostile, name, message):
+    with pytest.raises(ValueError, match=message):
+        decode_soundtrack(hostile / name)  # returns at once: nothing blocks on the FIFO
+
+
+def test_a_decode_that_takes_too_long_is_stopped(monkeypatch):
+    monkeypatch.setattr(container, "DECODE_TIMEOUT", 0)
+    with pytest.raises(TimeoutError, match="decoding took longer than 0 s"):
+        decode_soundtrack(DATA / "trailers" / "1.mp4")
 
 
 def test_a_stream_broken_part_way_keeps_what_decoded_when_it_is_one_vggish_example_long(bad_files):

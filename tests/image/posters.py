@@ -94,7 +94,7 @@ def bad_posters(folder: Path) -> dict[str, tuple[Path, str]]:
     _png_claiming_size(folder / "bomb.png", 20_000, 20_000)
     return {
         "truncated": (truncated, "truncated or corrupt JPEG file"),
-        "empty": (folder / "empty.png", "empty file (0 bytes)"),
+        "empty": (folder / "empty.png", "file is empty (0 bytes)"),
         "text": (folder / "text.jpg", "not an image PIL can read"),
         "bomb": (folder / "bomb.png", "20000x20000 = 400,000,000 pixels, over the decompression-bomb limit"),
     }

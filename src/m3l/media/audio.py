@@ -17,7 +17,7 @@ import numpy as np
 
 from m3l.catalog import Item
 from m3l.media import LoaderOptions
-from m3l.media.container import open_media
+from m3l.media.container import Deadline, open_media
 
 SAMPLE_RATE = 16_000
 MAX_SAMPLES = 30 * SAMPLE_RATE
@@ -39,8 +39,10 @@ def _decode(container, max_samples: int) -> tuple[list[np.ndarray], int, Excepti
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="fltp", layout="mono", rate=SAMPLE_RATE)
     chunks, collected = [], 0
+    deadline = Deadline()
     try:
         for packet in container.demux(stream):
+            deadline.check()
             for frame in packet.decode():
                 frame.pts = None
                 for resampled in resampler.resample(frame):

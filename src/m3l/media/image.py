@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from m3l.catalog import Item
-from m3l.media import DEFAULT_MAX_PIXELS, LoaderOptions
+from m3l.media import DEFAULT_MAX_PIXELS, LoaderOptions, require_regular_file
 
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
@@ -43,10 +43,7 @@ def _open(path: Path, max_pixels: int) -> Any:
     """The image, header read, pixels not yet decoded, checked against the decompression-bomb limit."""
     from PIL import Image
 
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError("empty file (0 bytes)")
+    require_regular_file(path, "file")
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # checked below, with a clearer message
     try:
         image = Image.open(path)

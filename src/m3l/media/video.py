@@ -22,7 +22,7 @@ import torch
 
 from m3l.catalog import Item
 from m3l.media import LoaderOptions
-from m3l.media.container import open_media
+from m3l.media.container import Deadline, open_media
 
 MAX_SECONDS = 30
 
@@ -68,7 +68,9 @@ def _frames_until_done(container, stream, wanted: int, warnings: list[str]):
     limit = Fraction(MAX_SECONDS)
     count = 0
     packets = container.demux(stream)
+    deadline = Deadline()
     while count < wanted:
+        deadline.check()
         try:
             packet = next(packets)
         except StopIteration:
