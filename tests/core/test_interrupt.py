@@ -1,8 +1,9 @@
 """Guarantee 4 (docs/guarantees.md): Ctrl-C (and a scheduler's SIGTERM) stops a run cleanly.
 
 The signal goes to the whole process group, as a terminal sends Ctrl-C, decoding
-workers included. The run stops within seconds, keeps every complete file, prints
-its summary and exits 130 (143 for SIGTERM); the next run resumes.
+workers included: no traceback from any of them. The run stops within seconds,
+keeps every complete file, prints its summary and exits 130 (143 for SIGTERM);
+the next run resumes.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import time
 
 import pytest
 
-from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, json_files, run,
-                                   signal_group, snapshot, start, summaries, table_name, temporary_files, wait_for)
+from tests.core.extractors import (EXTRACTORS, arguments, assert_same_vectors, finish, json_files, run, signal_group,
+                                   snapshot, start, summaries, table_name, temporary_files, wait_for)
 
-STOP_SECONDS = 20  # "a few seconds" is about one batch; generous for a loaded two-core machine
+STOP_SECONDS = 30  # "a few seconds" is about one batch; generous for a loaded two-core machine
+# Text decodes inline; every other extractor runs loader workers, which the signal reaches too.
+CASES = [(extractor, signum) for extractor in EXTRACTORS for signum in (signal.SIGINT, signal.SIGTERM)]
 
 
-@pytest.mark.parametrize("extractor, signum", [*((e, signal.SIGINT) for e in EXTRACTORS), (TEXT, signal.SIGTERM)],
-                         ids=lambda value: str(getattr(value, "name", value)))
+@pytest.mark.parametrize("extractor, signum", CASES, ids=lambda value: str(getattr(value, "name", value)))
 def test_signal_stops_cleanly_with_summary_and_exit_code(extractor, signum, tmp_path, extractor_store, clean_run):
     catalogue, clean = clean_run(extractor)
     output = tmp_path / "output"
@@ -40,6 +42,8 @@ def test_signal_stops_cleanly_with_summary_and_exit_code(extractor, signum, tmp_
         assert not (output / f"{table_name(extractor, folder)}.parquet").exists()  # no consolidation
     assert temporary_files(output) == []
     snapshot(output, extractor)  # every file written is complete
+    if signum == signal.SIGTERM:
+        return  # resuming after either signal is the same; the SIGINT case checks it
 
     code, stdout, stderr = run(extractor, args)
     assert code == 0, stderr

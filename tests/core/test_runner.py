@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +16,7 @@ from m3l.engines.local import run
 from m3l.models import ModelInfo
 from m3l.models.base import Encoder
 from m3l.store.writer import FeatureStore
+from tests.testlib import REPO, SRC
 
 INFO = ModelInfo("toy", "toy", "text", 3, (), "tests.core.test_runner:ToyEncoder")
 
@@ -80,3 +86,36 @@ def test_done_items_are_not_decoded_again(tmp_path):
     encoder, store = run_toy(tmp_path, {"1": "1:1", "2": "2:2"}, batch_size=2)
     assert encoder.batch_sizes == [1]
     assert (store.summary.done, store.summary.already_done) == (1, 1)
+
+
+ORPHANED_WORKERS = """
+import os, signal, sys, time
+from m3l.catalog import Item
+from m3l.engines.local import PreparedItems, prepared_stream
+
+def hang(item):
+    time.sleep(600)
+
+stream = prepared_stream(PreparedItems([Item(str(i), "") for i in range(4)], hang, [[]] * 4), 2, 1)
+print(*(worker.pid for worker in stream._workers), flush=True)
+time.sleep(1)  # the workers are in `hang`
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_loader_workers_die_with_a_killed_main_process():
+    result = subprocess.run([sys.executable, "-c", ORPHANED_WORKERS], cwd=REPO, env={**os.environ, "PYTHONPATH": str(SRC)},
+                            capture_output=True, text=True, timeout=120)
+    workers = [int(pid) for pid in result.stdout.split()]
+    assert len(workers) == 2, result.stderr
+    deadline = time.monotonic() + 30
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_alive, workers))

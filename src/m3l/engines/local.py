@@ -6,7 +6,13 @@ inference, which runs in this process; see m3l.engines.pipeline for the shared p
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from m3l.catalog import Item
@@ -33,6 +39,27 @@ def _identity(batch: Any) -> Any:
     return batch
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _init_worker(parent: int, worker_id: int) -> None:
+    """Loader workers leave Ctrl-C to the main process, which stops them in order, and leave
+    quietly on SIGTERM: a worker killed by a signal, or its fd-sharing thread cut off mid-transfer,
+    makes tracebacks, not news. They die with the main process when it is killed outright."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
+    threading.excepthook = _quiet_when_cut_off
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(0)
+
+
+def _quiet_when_cut_off(args: threading.ExceptHookArgs) -> None:
+    if not issubclass(args.exc_type, (ConnectionError, EOFError)):
+        threading.__excepthook__(args)
+
+
 def prepared_stream(dataset: PreparedItems, workers: int,
                     batch_size: int) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
     """Prepared items in order, decoded by `workers` processes ahead of the consumer.
@@ -46,7 +73,8 @@ def prepared_stream(dataset: PreparedItems, workers: int,
     from torch.utils.data import DataLoader
 
     return iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=min(workers, len(dataset)),
-                           collate_fn=_identity, prefetch_factor=max(2, -(-batch_size // workers))))
+                           collate_fn=_identity, prefetch_factor=max(2, -(-batch_size // workers)),
+                           worker_init_fn=partial(_init_worker, os.getpid())))
 
 
 def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
