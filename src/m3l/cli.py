@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Iterator
 
 from m3l import engines, models
+from m3l.catalog import Catalogue, check_folder_path, read_ids
 from m3l.models import spec
-from m3l.catalog import Catalogue, read_ids
 from m3l.errors import UserError
 from m3l.media import LoaderOptions
 from m3l.modalities import MODALITIES, Modality
@@ -81,6 +81,7 @@ def resolve_device(name: str) -> str:
 
 
 def prepare_output(output: Path) -> Path:
+    check_folder_path(output, "--output")
     try:
         output.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=output).close()
@@ -99,20 +100,29 @@ def load_catalogue(modality: Modality, args: argparse.Namespace) -> Catalogue:
     return catalogue
 
 
-def create_encoders(modality: Modality, args: argparse.Namespace) -> list[Encoder]:
-    infos = models.resolve([name.strip() for name in args.models.split(",") if name.strip()], modality.name)
+def model_infos(modality: Modality, args: argparse.Namespace) -> list[models.ModelInfo]:
+    return models.resolve([name.strip() for name in args.models.split(",") if name.strip()], modality.name)
+
+
+def model_files(modality: Modality, args: argparse.Namespace, infos: list[models.ModelInfo]) -> list[list[Path]]:
+    """Each model's files in the model store; a missing one is a user error naming the fill command."""
     store = ModelStore(args.models_dir)
     fill = f"python src/download_models.py --modality {modality.name} --models-dir {args.models_dir}"
+    return [store.require(info.files, f"{fill} --models {shlex.quote(info.name)}") for info in infos]
+
+
+def create_encoders(modality: Modality, args: argparse.Namespace, infos: list[models.ModelInfo],
+                    paths: list[list[Path]]) -> list[Encoder]:
+    """The encoders, weights not yet loaded: imports their libraries (torch, transformers: seconds)."""
     device = resolve_device(args.device)
     encoders = []
-    for info in infos:
-        paths = store.require(info.files, f"{fill} --models {shlex.quote(info.name)}")
+    for info, info_paths in zip(infos, paths):
         try:
             cls = models.encoder_class(info)
         except ImportError as error:
             raise UserError(f"{info.name} needs {error.name or error}, which this venv lacks; "
                             f"install {modality.name}_reqs.txt") from None
-        encoders.append(cls(info, paths, device, args.precision))
+        encoders.append(cls(info, info_paths, device, args.precision))
     return encoders
 
 
@@ -139,12 +149,14 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
     run = engines.select(args)
     catalogue = load_catalogue(modality, args)
     output = prepare_output(args.output)
-    encoders = create_encoders(modality, args)
-    with model_locks(output, [encoder.info for encoder in encoders]):
-        stores = {encoder.info.folder: FeatureStore(output, encoder.info) for encoder in encoders}
-        for encoder in encoders:
-            stores[encoder.info.folder].claim(provenance_of(encoder, args.models_dir), args.allow_mixed)
-        with printed_summaries(stores.values()):
+    infos = model_infos(modality, args)
+    paths = model_files(modality, args, infos)
+    with model_locks(output, infos):
+        stores = {info.folder: FeatureStore(output, info) for info in infos}
+        with printed_summaries(stores.values()):  # from here on, however the run ends (Ctrl-C while loading too)
+            encoders = create_encoders(modality, args, infos, paths)
+            for encoder in encoders:
+                stores[encoder.info.folder].claim(provenance_of(encoder, args.models_dir), args.allow_mixed)
             for store in stores.values():
                 for movie_id, reason in catalogue.rejected:
                     store.skip(movie_id, reason)

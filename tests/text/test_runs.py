@@ -158,6 +158,8 @@ def test_limit_and_ids_select_items(tmp_path, text_store):
     (("--plots", "no/such/plots.tsv"), "input file not found: no/such/plots.tsv"),
     (("--models", "minilm,bert"), "unknown text model 'bert'; choose from minilm, mpnet, clip-text"),
     (("--output", "/etc/hostname/out"), "output folder /etc/hostname/out is not writable"),
+    (("--output", "README.md"), "--output README.md is a regular file, not a folder"),
+    (("--output", "/dev/null"), "--output /dev/null is a character device, not a folder"),
     (("--device", "tpu"), "unknown device 'tpu'"),
 ])
 def test_user_mistakes_exit_non_zero_with_one_line(tmp_path, text_store, args, message):
@@ -204,3 +206,24 @@ def test_make_demo_text_runs_on_a_given_store(tmp_path, text_store):
     for folder in ("minilm", "mpnet", "clip-text"):
         assert len(list((tmp_path / folder).glob("*.json"))) == 4
         assert (tmp_path / f"text_embeddings_{folder}.parquet").is_file()
+
+
+@pytest.mark.parametrize("where", ["encoder_class", "load"])
+def test_ctrl_c_while_the_models_load_still_prints_the_summary(tmp_path, text_store, monkeypatch, capsys, where):
+    """Ctrl-C lands where a run spends its first seconds: importing the model's libraries, loading weights."""
+    from m3l import cli, models
+    from m3l.models.text import SentenceTransformerEncoder
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    if where == "encoder_class":
+        monkeypatch.setattr(models, "encoder_class", interrupt)
+    else:
+        monkeypatch.setattr(SentenceTransformerEncoder, "load", interrupt)
+    plots = write_tsv(tmp_path / "plots.tsv", make_plots(3))
+    code = cli.main("text", ["--plots", str(plots), "--models", "minilm", "--models-dir", str(text_store),
+                             "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 130 and "interrupted: every file written so far is complete" in err
+    assert out.startswith("minilm: 0 done, 0 already done, 0 failed, 0 skipped in ")
