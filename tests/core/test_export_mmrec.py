@@ -86,3 +86,19 @@ def test_missing_inputs(tmp_path):
     assert result.returncode == 2 and "no features under" in result.stderr
     result = export(tmp_path / "nothing", tmp_path / "map.tsv", tmp_path / "mmrec", "--models", "bert")
     assert result.returncode == 2 and "unknown model 'bert'" in result.stderr
+
+
+def test_a_target_that_is_no_folder_is_one_line(output, tmp_path):
+    output, _ = output
+    item_map = write_map(tmp_path / "i_id_mapping.csv", ITEM_MAP)
+    (tmp_path / "file.npy").write_bytes(b"keep")
+    (tmp_path / "mmrec" / "image").mkdir(parents=True)
+    (tmp_path / "mmrec" / "text").write_bytes(b"keep")
+    for target, message in ((tmp_path / "file.npy", f"error: --to {tmp_path / 'file.npy'} is a regular file, "
+                                                     "not a folder\n"),
+                            (tmp_path / "mmrec", f"error: the export folder {tmp_path / 'mmrec' / 'text'} is a "
+                                                 "regular file, not a folder\n")):
+        result = export(output, item_map, target)
+        assert (result.returncode, result.stderr) == (2, message)
+    assert (tmp_path / "file.npy").read_bytes() == (tmp_path / "mmrec" / "text").read_bytes() == b"keep"
+    assert list((tmp_path / "mmrec" / "image").iterdir()) == []

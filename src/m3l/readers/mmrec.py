@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from m3l.catalog import check_folder_path
 from m3l.errors import UserError
 from m3l.models import ModelInfo, resolve
 from m3l.readers.features import found_models, load_features, load_ids
@@ -100,6 +101,7 @@ def export(output: Path, item_map: Path, target: Path, models: list[str] | None 
     so a model sharing no id with it stops the export without leaving half of it behind.
     """
     item_ids = read_item_map(item_map)
+    check_folder_path(target, "--to")
     infos = resolve(models) if models else found_models(output)
     if not infos:
         raise UserError(f"no features under {output}")
@@ -109,6 +111,8 @@ def export(output: Path, item_map: Path, target: Path, models: list[str] | None 
         if wanted.isdisjoint(ids):
             raise UserError(f"no movie id of {item_map} has a {info.name} vector (ids there look like "
                             f"{item_ids[0]!r}, here like {ids[0] if ids else 'nothing'!r}): wrong item map?")
+    for modality in {info.modality for info in infos}:
+        check_folder_path(target / modality, "the export folder")
     return [_export_one(output, info, item_ids, target / info.modality / f"{info.name}.npy", fill) for info in infos]
 
 
