@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m3l.catalog import IMAGE_EXTENSIONS, id_problem, read_media, read_plots
+from m3l.catalog import image_extensions, id_problem, read_media, read_plots
 from m3l.errors import UserError
 
 
@@ -51,7 +51,7 @@ def test_media_map_logs_rows_without_path_duplicates_and_bad_ids(tmp_path):
 def test_media_folder_picks_one_file_per_id_deterministically(tmp_path):
     for name in ("2.png", "2.JPG", "1.jpeg", "notes.txt", "bad id.jpg"):
         (tmp_path / name).write_bytes(b"")
-    catalogue = read_media(tmp_path, IMAGE_EXTENSIONS)
+    catalogue = read_media(tmp_path, image_extensions())
     assert [(i.id, i.source.rsplit("/", 1)[1]) for i in catalogue.items] == [("1", "1.jpeg"), ("2", "2.JPG")]
     reasons = dict(catalogue.rejected)
     assert "2.png ignored" in reasons["2"] and "invalid id" in reasons["bad id"]
@@ -100,6 +100,6 @@ def test_ids_that_would_collide_in_tables_or_on_case_insensitive_disks_are_refus
     assert "collides with Ab" in rejected["ab"]
     for name in ("7.jpg", "007.png", "X.png", "x.jpg"):
         (tmp_path / name).write_bytes(b"")
-    catalogue = read_media(tmp_path, IMAGE_EXTENSIONS)
+    catalogue = read_media(tmp_path, image_extensions())
     assert [i.id for i in catalogue.items] == ["007", "X"]
     assert {label for label, _ in catalogue.rejected} == {"7", "x"}
