@@ -4,7 +4,13 @@ VENVS      := .venvs
 MODELS_DIR ?= models
 OUTPUT     ?= features
 PYTHON     ?= python3
-UV         := $(shell command -v uv 2>/dev/null)
+# uv from the PATH, else fetched from PyPI into .venvs/tools; pip builds the venvs only when both fail.
+SYSTEM_UV  := $(shell command -v uv 2>/dev/null)
+UV         := $(or $(SYSTEM_UV),$(VENVS)/tools/bin/uv)
+FETCH_UV   := $(if $(SYSTEM_UV),,$(VENVS)/tools/bin/uv)
+# `$(call install,<modality>,<pip arguments>)`: into that venv, with uv when there is one
+install     = if [ -x "$(UV)" ]; then "$(UV)" pip install --quiet --python $(VENVS)/$(1)/bin/python $(2); \
+              else $(VENVS)/$(1)/bin/pip install --quiet $(2); fi
 
 .PHONY: setup demo test $(addprefix setup-,$(MODALITIES)) $(addprefix demo-,$(MODALITIES)) \
         $(addprefix test-,$(MODALITIES)) test-setup
@@ -12,32 +18,21 @@ UV         := $(shell command -v uv 2>/dev/null)
 setup: $(addprefix setup-,$(MODALITIES))
 $(foreach m,$(MODALITIES),$(eval setup-$(m): $(VENVS)/$(m)/.installed))
 
+$(VENVS)/tools/bin/uv:
+	$(PYTHON) -m venv $(VENVS)/tools && $(VENVS)/tools/bin/pip install --quiet uv \
+	  || echo "could not fetch uv from PyPI: building the venvs with pip (slower, one torch copy per venv)"
+
 # A venv is rebuilt only when its requirements file changes.
-$(VENVS)/%/.installed: %_reqs.txt
-ifdef UV
-	uv venv --quiet --allow-existing --python $(PYTHON) $(VENVS)/$*
-	uv pip install --quiet --python $(VENVS)/$*/bin/python -r $<
-else
-	$(PYTHON) -m venv $(VENVS)/$*
-	$(VENVS)/$*/bin/pip install --quiet -r $<
-endif
+$(VENVS)/%/.installed: %_reqs.txt | $(FETCH_UV)
+	if [ -x "$(UV)" ]; then "$(UV)" venv --quiet --allow-existing --python $(PYTHON) $(VENVS)/$*; \
+	else $(PYTHON) -m venv $(VENVS)/$*; fi
+	$(call install,$*,-r $<)
 	touch $@
 
 $(VENVS)/%/.test-installed: tests/requirements.txt tests/media_requirements.txt $(VENVS)/%/.installed
-ifdef UV
-	uv pip install --quiet --python $(VENVS)/$*/bin/python -r tests/requirements.txt
-	uv pip install --quiet --python $(VENVS)/$*/bin/python --no-deps -r tests/media_requirements.txt
-else
-	$(VENVS)/$*/bin/pip install --quiet -r tests/requirements.txt
-	$(VENVS)/$*/bin/pip install --quiet --no-deps -r tests/media_requirements.txt
-endif
+	$(call install,$*,-r tests/requirements.txt)
+	$(call install,$*,--no-deps -r tests/media_requirements.txt)
 	touch $@
-
-# The report test (tests/core, text venv) opens its page in headless chromium: the Debian package, via apt-get.
-.PHONY: test-browser
-test-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-$(VENVS)/text/.test-installed: | test-browser
 
 # The main job: every extractor on the bundled sample catalogue, then consolidation.
 demo: $(addprefix demo-,$(MODALITIES))

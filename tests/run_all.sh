@@ -11,7 +11,8 @@ for modality in "$@"; do
   [ "$modality" = text ] && dirs="tests/core $dirs"
   [ -d "tests/$modality" ] || continue
   echo "=== tests for $modality (.venvs/$modality) ==="
-  .venvs/"$modality"/bin/python -m pytest -q $dirs 2>&1 | tee "$log"
+  # -rs: one line per skipped test saying why; the 15 slowest tests close each run
+  .venvs/"$modality"/bin/python -m pytest -q -rs --durations=15 $dirs 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   summary=$(tail -n 1 "$log")
   passed=$((passed + $(count passed)))

@@ -1,4 +1,5 @@
 import base64
+import os
 import re
 import shutil
 import subprocess
@@ -83,7 +84,11 @@ def test_self_contained_with_one_scatter_per_model(report):
 
 def test_page_renders_in_a_headless_browser(report, tmp_path):
     browser = next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
-    assert browser, "no chromium found: `make test` installs it (apt-get install chromium)"
+    if browser is None:
+        message = "no chromium on the PATH: install it (apt-get install chromium, as .ci/run does) to render the report"
+        if os.environ.get("M3L_REQUIRE_BROWSER"):
+            pytest.fail(message)
+        pytest.skip(message)
     screenshot = tmp_path / "report.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={screenshot}", report.as_uri()],
