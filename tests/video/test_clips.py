@@ -6,6 +6,8 @@ vector tests in test_runs.py then run the models on a few of them.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -66,3 +68,19 @@ def test_decoding_stops_once_the_requested_models_have_their_frames(names, frame
 def test_slowfast_keeps_only_every_second_frame(media):
     video = loader_for(encoders(["slowfast"]), None)(Item("1", str(media["vfr"])))
     assert video.frames["slowfast"].shape == (20, 3, 256, 256)  # frames 0, 2, ..., 38 of 40
+
+
+def test_a_damaged_trailer_decodes_alike_whatever_cpus_the_process_may_use(bad_trailers):
+    """FFmpeg sizes its thread pool by the CPUs at hand; a truncated stream must not decode differently."""
+    load = loader_for(encoders(["r2p1d"]), None)
+    item = Item("15", str(bad_trailers["truncated"]))
+    every_cpu = load(item)
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # this thread only: the decoder's threads start from it
+    try:
+        one_cpu = load(item)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    assert (one_cpu.count, one_cpu.warnings) == (every_cpu.count, every_cpu.warnings)
+    assert every_cpu.warnings == ["stream ended after 40 of the 80 frames its header announces "
+                                  "(truncated or damaged file?)"]

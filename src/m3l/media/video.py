@@ -25,6 +25,10 @@ from m3l.media import LoaderOptions
 from m3l.media.container import Deadline, open_media
 
 MAX_SECONDS = 30
+# FFmpeg's automatic thread count follows the CPUs the process may use, and a damaged stream
+# yields a different number of frames with one decoding thread than with several: a fixed
+# count makes every machine decode every trailer alike.
+DECODE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ def decode(path: Path, plans: tuple[FramePlan, ...]) -> DecodedVideo:
             raise ValueError(f"no video stream in {path.name} (streams: {kinds})")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = DECODE_THREADS
         for index, frame in enumerate(_frames_until_done(container, stream, max(p.frames for p in plans), warnings)):
             users = [plan for plan in plans if plan.wants(index)]
             if users:
