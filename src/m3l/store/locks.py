@@ -11,12 +11,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from m3l.models import ModelInfo
-from m3l.store.writer import TEMP_SUFFIX, OutputError
+from m3l.store.writer import TEMP_SUFFIX, OutputError, open_regular
 
 
-def _lock_holder(handle) -> str:
-    handle.seek(0)
-    return handle.read().strip() or "unknown process"
+def _lock_holder(fd: int) -> str:
+    return os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
 
 
 @contextmanager
@@ -28,22 +27,23 @@ def model_lock(output: Path, info: ModelInfo) -> Iterator[None]:
     SIGKILL; the temporary files such a death left behind are removed here.
     """
     path = Path(output) / f".{info.folder}.lock"
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT)
     try:
-        handle = open(path, "a+", encoding="utf-8")
-    except OSError as error:
-        raise OutputError(path, error) from None
-    with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"{info.folder}: another run ({_lock_holder(handle)}) is writing this model under {output}; "
+            print(f"{info.folder}: another run ({_lock_holder(fd)}) is writing this model under {output}; "
                   "waiting for it to finish", file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.truncate(0)
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        handle.flush()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # who holds the lock, for the message above: a disk already full stops the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        except OSError as error:
+            raise OutputError(path, error) from None
         remove_temporaries(output, info)
         yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager

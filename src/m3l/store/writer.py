@@ -10,8 +10,10 @@ the whole run (see docs/guarantees.md).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +41,36 @@ class OutputError(UserError):
     def __init__(self, path: Path, error: OSError) -> None:
         super().__init__(f"cannot write {path}: {error.strerror or error}; the run stopped "
                          "(files already written are intact; run again to resume)")
+
+
+def open_regular(path: Path, flags: int) -> int:
+    """A descriptor of the regular file `path`, opened without following a symbolic link there.
+
+    Names under the output folder are not trusted: a link planted at a lock or log name
+    would make the run write wherever it points, a FIFO would block it. Either is refused
+    with a `UserError` saying what is in the way.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link: refusing to write through it (remove it)") from None
+        raise OutputError(path, error) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{path} is not a regular file: refusing to write to it (remove it)")
+    return fd
+
+
+def real_folder(path: Path) -> Path:
+    """`path` as a folder of its own, created if need be: a symbolic link there is refused, not followed."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(Path(error.filename or path), error) from None
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link: refusing to write through it (remove it)")
+    return path
 
 
 @contextmanager
@@ -94,11 +126,8 @@ class FeatureStore:
         self.output = Path(output)
         self.folder = self.output / info.folder
         self.log_path = log_path(self.output, info)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.log_path.touch()
-        except OSError as error:
-            raise OutputError(Path(error.filename or self.folder), error) from None
+        real_folder(self.folder)
+        os.close(open_regular(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
         self.summary = Summary(info.folder)
         self.started = time.perf_counter()
         if isinstance(info, SpecInfo):  # its dimension: recorded by an earlier run, else known at its first vector
@@ -121,11 +150,14 @@ class FeatureStore:
         return self.folder / f"{movie_id}.json"
 
     def log(self, movie_id: str, status: str, reason: str) -> None:
+        line = log_line(self.info.folder, movie_id, status, reason).encode("utf-8")
+        fd = open_regular(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
-            with open(self.log_path, "a", encoding="utf-8") as handle:
-                handle.write(log_line(self.info.folder, movie_id, status, reason))
+            os.write(fd, line)
         except OSError as error:
             raise OutputError(self.log_path, error) from None
+        finally:
+            os.close(fd)
 
     def finish(self) -> Summary:
         """The run's summary, its time measured from the store's creation."""
