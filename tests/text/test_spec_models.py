@@ -180,3 +180,21 @@ def test_own_encoder_class_from_the_docs_runs_like_the_others(spec_store, plots_
     assert ids == ["1", "2", "3"] and matrix.shape == (3, 26)
     np.testing.assert_allclose(matrix.sum(axis=1), 1, atol=1e-6)
     assert (output / "text_embeddings_letters--LetterCounts.h5").is_file()
+
+
+def test_spec_download_takes_only_what_its_loader_reads(spec_store, tmp_path):
+    from tests.hub import Hub, read_folder
+    from tests.testlib import run_script
+
+    published = read_folder(spec_store / HF_ID)
+    unused = {"pytorch_model.bin": b"0" * 64, "tf_model.h5": b"1" * 64, "onnx/model.onnx": b"2" * 64,
+              "flax_model.msgpack": b"3" * 64}
+    with Hub() as hub:
+        hub.repos[HF_ID] = {**published, **unused}
+        env = {"M3L_OFFLINE": "0", "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"),
+               "NO_PROXY": "127.0.0.1"}
+        result = run_script("download_models.py", "--modality", "text", "--models", f"hf-text:{HF_ID}?pool=cls",
+                            "--models-dir", tmp_path / "models", env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "models" / HF_ID
+    assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == set(published)
