@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
@@ -18,7 +15,7 @@ from tests.image.helpers import MODELS, extract
 from tests.image.posters import write_photos
 from tests.image.reference import Reference, poster_rgb
 from tests.outputs import read_vector
-from tests.testlib import DATA, REPO, SRC
+from tests.testlib import DATA, REPO
 
 
 def consolidated(output, model: str) -> tuple[list, np.ndarray, list, np.ndarray]:
@@ -38,30 +35,6 @@ def numbered_posters(tmp_path):
     for index in range(3, 9):  # a few more, so that a run can be killed part-way
         shutil.copy(folder / "2.png", folder / f"{index}.png")
     return folder
-
-
-def test_a_killed_run_resumes_to_the_same_result_as_a_clean_one(image_store, numbered_posters, tmp_path):
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    args = ["--posters", numbered_posters, "--models-dir", image_store, "--models", "vit", "--batch-size", "1"]
-    env = {**os.environ, "M3L_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, SRC / "extract_images.py", *args, "--output", killed], cwd=REPO,
-                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not any((killed / "vit").glob("*.json")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    done_before = len(list((killed / "vit").glob("*.json")))
-    assert 1 <= done_before < 9
-
-    assert extract(image_store, numbered_posters, killed, "--models", "vit") == 0
-    assert extract(image_store, numbered_posters, clean, "--models", "vit") == 0
-    ids = sorted(path.stem for path in (clean / "vit").glob("*.json"))
-    assert sorted(path.stem for path in (killed / "vit").glob("*.json")) == ids and len(ids) == 9
-    for movie_id in ids:
-        np.testing.assert_allclose(read_vector(killed / "vit", movie_id), read_vector(clean / "vit", movie_id),
-                                   rtol=0, atol=1e-5)
-    assert [p.name for p in (killed / "vit").iterdir() if not p.name.endswith(".json")] == []
 
 
 def test_consolidation_sorts_integer_ids_and_matches_the_json(image_store, numbered_posters, tmp_path):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
@@ -15,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.outputs import read_vectors
-from tests.testlib import DATA, REPO, SRC, run_script
+from tests.testlib import DATA, REPO, run_script
 
 WORDS = ("a detective returns to her home town where the river has dried and every neighbour keeps a secret "
          "about the night the mill burned while a young pianist learns that the orchestra is bankrupt").split()
@@ -80,34 +77,6 @@ def test_rerun_skips_done_and_recomputes_corrupt_files(tmp_path, text_store):
     rerun = read_vectors(tmp_path / "minilm")
     for movie_id, vector in original.items():
         np.testing.assert_allclose(rerun[movie_id], vector, atol=1e-6)
-
-
-def test_killed_run_resumes_to_the_same_result(tmp_path, text_store):
-    plots = write_tsv(tmp_path / "plots.tsv", make_plots(200, seed=1))
-    args = ["--plots", plots, "--models", "minilm", "--models-dir", text_store, "--batch-size", "8"]
-    clean = run_script("extract_text.py", *args, "--output", tmp_path / "clean")
-    assert clean.returncode == 0, clean.stderr
-
-    out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, str(SRC / "extract_text.py"), *map(str, args), "--output", str(out)],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
-    deadline = time.monotonic() + 120
-    while len(list((out / "minilm").glob("*.json"))) < 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    written = len(list((out / "minilm").glob("*.json")))
-    assert 30 <= written < 200, "the kill should land part-way through the run"
-
-    resumed = run_script("extract_text.py", *args, "--output", out)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "already done" in resumed.stdout
-    expected, got = read_vectors(tmp_path / "clean" / "minilm"), read_vectors(out / "minilm")
-    assert sorted(got) == sorted(expected)
-    for movie_id in expected:
-        np.testing.assert_allclose(got[movie_id], expected[movie_id], atol=1e-5)
-    assert not [p for p in (out / "minilm").iterdir() if p.suffix != ".json"], "no temporary files left"
 
 
 def test_messy_tsv_is_read_and_every_bad_row_logged(tmp_path, text_store, encode_one_at_a_time):
