@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from m3l import models
+from m3l.models import ModelInfo
 from tests.core.extractors import Extractor, arguments, build_store, make_catalogue, run
 from tests.stores import add_minilm
 from tests.testlib import DATA, run_script
@@ -48,3 +50,19 @@ def clean_run(tmp_path_factory, extractor_store):
         return runs[extractor.modality]
 
     return clean_run_of
+
+
+@pytest.fixture(scope="session")
+def minilm_store(tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("store")
+    add_minilm(store)
+    return store
+
+
+@pytest.fixture
+def misbehaving(monkeypatch) -> str:
+    """The test-only encoder of tests/core/misbehaving.py in the model table, with minilm's weights."""
+    info = ModelInfo("misbehaving", "misbehaving", "text", 384, models.MODELS["minilm"].files,
+                     "tests.core.misbehaving:MisbehavingEncoder")
+    monkeypatch.setitem(models.MODELS, info.name, info)
+    return info.name

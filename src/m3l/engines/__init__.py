@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ray-address", metavar="ADDRESS",
                        help="ray engine: 'auto' (the cluster this node belongs to) or ray://host:port "
                             "(default: $RAY_ADDRESS, else a Ray instance started on this machine)")
-    group.add_argument("--gpus-per-worker", type=_non_negative_float, default=0.0, metavar="F",
-                       help="ray engine: GPUs per inference worker, fractions share a GPU; 0 runs them on CPU "
-                            "(default: 0). With the ray engine --workers is the number of inference workers")
+    group.add_argument("--gpus-per-worker", type=_non_negative_float, metavar="F",
+                       help="ray engine: GPUs per inference worker, fractions share a GPU (default: 1 with "
+                            "--device cuda, else 0: on CPU). With the ray engine --workers is the number of "
+                            "inference workers")
 
 
 def _non_negative_float(text: str) -> float:
@@ -48,4 +49,16 @@ def select(args: argparse.Namespace) -> Engine:
             raise
         raise UserError(f"--engine ray needs {error.name}, which this venv lacks; "
                         "install it with: pip install 'ray[data]==2.60.0'") from None
-    return functools.partial(ray_engine.run, address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+    return functools.partial(ray_engine.run, address=args.ray_address, gpus_per_worker=ray_gpus(args))
+
+
+def ray_gpus(args: argparse.Namespace) -> float:
+    """GPUs per Ray inference worker for --device: the workers choose their device, not this machine."""
+    gpus, device = args.gpus_per_worker, args.device
+    if device.startswith("cuda:"):
+        raise UserError(f"--device {device} with --engine ray: Ray gives each worker its GPUs; use --device cuda")
+    if device == "cuda" and gpus == 0:
+        raise UserError("--device cuda with --gpus-per-worker 0: the ray engine's workers would have no GPU")
+    if device == "cpu" and gpus:
+        raise UserError(f"--device cpu with --gpus-per-worker {gpus:g}: the workers would hold GPUs they never use")
+    return (1.0 if device == "cuda" else 0.0) if gpus is None else gpus

@@ -2,17 +2,23 @@
 
 Loader workers decode and preprocess items (`m3l.engines.pipeline.prepare`) ahead of
 inference, which runs in this process; see m3l.engines.pipeline for the shared pieces.
+Items travel from the workers through /dev/shm; where it is too small for the items in
+flight (Docker's default is 64 MB) the run uses fewer workers, or decodes in this
+process, and says so once: a worker that cannot allocate shared memory would otherwise
+leave the run waiting forever.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from m3l.catalog import Item
@@ -60,21 +66,46 @@ def _quiet_when_cut_off(args: threading.ExceptHookArgs) -> None:
         threading.__excepthook__(args)
 
 
+SHARED_MEMORY = Path("/dev/shm")
+ITEM_BYTES = 8 * 2**20  # shared memory a prepared plot, poster or soundtrack needs at most, all models
+
+
+def workers_with_room(workers: int, prefetch: int, item_bytes: int, shm: Path = SHARED_MEMORY) -> int:
+    """How many of `workers` loaders /dev/shm has room for, each with `prefetch` items in flight plus
+    the one it is preparing; the reduction is logged on stderr."""
+    try:
+        free = shutil.disk_usage(shm).free
+    except OSError:  # no /dev/shm to check: torch reports its own errors
+        return workers
+    room = min(workers, free // (item_bytes * (prefetch + 1)))
+    if room < workers:
+        instead = f"using {room} loader workers" if room else "decoding in this process instead"
+        print(f"warning: {shm} has {free / 2**20:.0f} MB free, too little for {workers} loader workers "
+              f"(up to {item_bytes * (prefetch + 1) / 2**20:.0f} MB each); {instead} (give the machine or "
+              "container more shared memory, e.g. docker run --shm-size=16g)", file=sys.stderr, flush=True)
+    return room
+
+
 def prepared_stream(dataset: PreparedItems, workers: int,
                     batch_size: int) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
     """Prepared items in order, decoded by `workers` processes ahead of the consumer.
 
     The workers start here, before any weights are loaded, so they never hold a copy.
     Together they keep about one batch of items in flight (at least two each), so the
-    device does not wait for decoding between batches.
+    device does not wait for decoding between batches; a loader whose items are large and
+    give several samples each says how many it keeps in flight per worker (`prefetch`), and
+    how much shared memory an item may take (`shared_bytes`).
     """
-    if workers <= 0 or len(dataset) == 0:
+    workers = min(workers, len(dataset))
+    if workers > 0:
+        prefetch = getattr(dataset.loader, "prefetch", max(2, -(-batch_size // workers)))
+        workers = workers_with_room(workers, prefetch, getattr(dataset.loader, "shared_bytes", ITEM_BYTES))
+    if workers <= 0:
         return map(dataset.__getitem__, range(len(dataset)))
     from torch.utils.data import DataLoader
 
-    return iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=min(workers, len(dataset)),
-                           collate_fn=_identity, prefetch_factor=max(2, -(-batch_size // workers)),
-                           worker_init_fn=partial(_init_worker, os.getpid())))
+    return iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
+                           prefetch_factor=prefetch, worker_init_fn=partial(_init_worker, os.getpid())))
 
 
 def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],

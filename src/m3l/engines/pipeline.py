@@ -5,6 +5,9 @@ media; each encoder turns the media into samples (`prepare`, run where the engin
 decodes), batches samples across items (`Batcher`), and the mean of an item's sample
 vectors is recorded once all of them are in (`Recorder`). One bad item never fails
 its batch: a failing batch is retried one sample at a time and only the culprit is logged.
+A batch too big for the GPU's memory is halved until it fits. An error that leaves the
+GPU unusable (illegal memory access, device-side assert) stops the run (`DeviceError`):
+every later batch would fail the same way.
 """
 
 from __future__ import annotations
@@ -17,13 +20,38 @@ import numpy as np
 
 from m3l.catalog import Item
 from m3l.errors import UserError
-from m3l.models.base import Encoder
+from m3l.models.base import Encoder, use_precision
 from m3l.store.writer import FeatureStore
 
 
 @dataclass(frozen=True)
 class Failure:
     reason: str
+
+
+class DeviceError(UserError):
+    """The GPU is unusable for the rest of this process."""
+
+
+# What torch's CUDA errors say when the context is corrupted: every later call fails too.
+STICKY_CUDA_ERRORS = ("illegal memory access", "device-side assert", "unspecified launch failure",
+                      "misaligned address", "illegal instruction", "uncorrectable ECC error",
+                      "CUBLAS_STATUS_EXECUTION_FAILED")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.cuda.OutOfMemoryError)
+
+
+def stop_if_sticky(error: BaseException) -> None:
+    """Raise DeviceError when `error` left the GPU unusable."""
+    message = " ".join(str(error).split())
+    if isinstance(error, RuntimeError) and any(marker in message for marker in STICKY_CUDA_ERRORS):
+        raise DeviceError(f"the GPU failed and cannot run anything more in this process ({message}); "
+                          "every vector written so far is complete: run the same command again to resume "
+                          "(--device cpu avoids the GPU)") from None
 
 
 def describe(error: BaseException) -> str:
@@ -84,17 +112,25 @@ class Batcher:
         batch, self.queue = self.queue[:count], self.queue[len(self.queue) if count is None else count:]
         if not batch:
             return
-        try:
-            outputs = list(self._embed([sample for _, sample in batch]))
-        except Exception:  # noqa: BLE001 - find the culprit one sample at a time
-            outputs = []
-            for _, sample in batch:
-                try:
-                    outputs.append(self._embed([sample])[0])
-                except Exception as error:  # noqa: BLE001
-                    outputs.append(Failure(describe(error)))
-        for (movie_id, _), output in zip(batch, outputs):
+        for (movie_id, _), output in zip(batch, self._outputs([sample for _, sample in batch])):
             self._collect(movie_id, output)
+
+    def _outputs(self, samples: list[Any]) -> list[np.ndarray | Failure]:
+        """A vector or a failure per sample: a batch out of GPU memory is split in halves (down to
+        one sample), any other failing batch is retried one sample at a time to find the culprit."""
+        try:
+            return list(self._embed(samples))
+        except Exception as error:  # noqa: BLE001
+            stop_if_sticky(error)
+            if len(samples) == 1:
+                return [Failure(describe(error))]
+            if is_out_of_memory(error):
+                import torch
+
+                torch.cuda.empty_cache()
+                half = len(samples) // 2
+                return self._outputs(samples[:half]) + self._outputs(samples[half:])
+            return [output for sample in samples for output in self._outputs([sample])]
 
     def _embed(self, samples: list[Any]) -> np.ndarray:
         vectors = np.asarray(self.encoder.embed(samples), dtype=np.float32)
@@ -168,6 +204,7 @@ class Recorder:
 def load_encoders(encoders: Iterable[Encoder]) -> None:
     """Load every encoder's weights; a failure is the user's to fix (a broken or partial store)."""
     for encoder in encoders:
+        use_precision(encoder.precision)
         try:
             encoder.load()
         except Exception as error:  # noqa: BLE001

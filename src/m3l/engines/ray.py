@@ -90,6 +90,7 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
     recorder = Recorder(stores, plan, progress)
     if plan.todo:
         connect(address)
+        require_gpus(gpus_per_worker)
         remaining = {item.id: [e.info.folder for e in wanted] for item, wanted in zip(plan.todo, plan.wanted)}
         for movie_id, item_warnings, outcomes in _outcomes(plan, loader, _shippable(encoders, gpus_per_worker),
                                                             batch_size, workers, gpus_per_worker):
@@ -111,6 +112,14 @@ def connect(address: str | None) -> None:
         except ConnectionError as error:
             raise UserError(f"could not connect to Ray at {address}: {error}") from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-item outcomes are in our own logs
+
+
+def require_gpus(gpus_per_worker: float) -> None:
+    """Refuse a GPU run on a cluster without GPUs: its inference workers would wait for them forever."""
+    available = ray.cluster_resources().get("GPU", 0)
+    if gpus_per_worker > available:
+        raise UserError(f"--device cuda: the Ray cluster has {available:g} GPUs, and each inference worker "
+                        f"needs {gpus_per_worker:g} (--gpus-per-worker); add GPU nodes or use --device cpu")
 
 
 def _shippable(encoders: list[Encoder], gpus_per_worker: float) -> list[Encoder]:

@@ -5,20 +5,25 @@ Frames of the first video stream are decoded in presentation order and kept whil
 decode stops as soon as every requested model has all the frames it can use (its
 window length × 5), so a 2-minute trailer costs 320 decoded frames at most.
 
-Memory stays bounded: each kept frame goes straight through the per-frame part of
-each model's recipe (scale, resize, crop, normalise: all of it works frame by frame)
-and only those small prepared frames are held, never a window of full-size frames.
-Cutting them into windows, padding and batching is the encoder's `preprocess`.
+The decoder does the least work a frame needs on the CPU: FFmpeg's conversion to
+RGB (uint8, full size), written straight into one buffer holding the frames any
+model uses, each frame once however many models use it. The recipes' resize, crop
+and normalisation run later, on the encoder's device (m3l.models.video).
+
+In a loader worker the buffer lives in shared memory, so handing it to the main
+process copies nothing, and it is reused for a later trailer once the main process
+has dropped it: fresh memory is costly to fault in (hundreds of MB per trailer), and
+a worker that kept allocating it would decode at a fraction of FFmpeg's speed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import torch
+from torch.utils.data import get_worker_info
 
 from m3l.catalog import Item
 from m3l.media import LoaderOptions
@@ -29,33 +34,68 @@ MAX_SECONDS = 30
 # yields a different number of frames with one decoding thread than with several: a fixed
 # count makes every machine decode every trailer alike.
 DECODE_THREADS = 4
+FRAME_BYTES = 1920 * 1080 * 3  # an RGB frame of the largest common trailer size
 
 
 @dataclass(frozen=True)
 class FramePlan:
-    """What one model takes from the decoder.
-
-    `prepare` turns one RGB frame, float [C, H, W] in [0, 1], into the model's frame;
-    it runs on frames 0, step, 2·step, ... below `frames` (= window length × 5).
-    It must be picklable: loaders run in worker processes.
-    """
+    """What one model takes from the decoder: frames 0, step, 2·step, ... below `frames`
+    (= window length × 5)."""
 
     name: str
     frames: int
     step: int
-    prepare: Callable[[torch.Tensor], torch.Tensor]
 
     def wants(self, index: int) -> bool:
         return index < self.frames and index % self.step == 0
 
 
+class Frames:
+    """A trailer's kept frames, uint8 RGB [N, H, W, 3]. `busy` is set for a loader worker's shared
+    buffer: 1 while a Frames object holding it lives in the process it was sent to (or, if it is
+    never sent, in the worker), then 0: reusable."""
+
+    def __init__(self, tensor: torch.Tensor, busy: torch.Tensor | None = None) -> None:
+        self.tensor, self.busy, self.sent = tensor, busy, False
+
+    def __reduce__(self):
+        self.sent = True
+        return Frames, (self.tensor, self.busy)
+
+    def __del__(self) -> None:
+        if self.busy is not None and not self.sent:
+            self.busy.fill_(0)
+
+
+class _SharedBuffers:
+    """A loader worker's frame buffers in shared memory, each reused once its receiver is done with it."""
+
+    def __init__(self) -> None:
+        self.pool: list[tuple[torch.Tensor, torch.Tensor]] = []  # (frames, busy flag)
+
+    def take(self, shape: tuple[int, ...]) -> Frames:
+        for frames, busy in self.pool:
+            if frames.shape == shape and not busy.item():
+                busy.fill_(1)
+                return Frames(frames, busy)
+        # Free buffers of another size are dropped: the pool holds the buffers in flight, plus one.
+        self.pool = [(frames, busy) for frames, busy in self.pool if busy.item()]
+        self.pool.append((torch.empty(shape, dtype=torch.uint8).share_memory_(),
+                          torch.ones(1, dtype=torch.uint8).share_memory_()))
+        return Frames(*self.pool[-1])
+
+
+_BUFFERS = _SharedBuffers()
+
+
 @dataclass
 class DecodedVideo:
-    """Prepared frames per plan name ([N, C, H, W], frame `step·i` at row i), the number of
-    usable frames decoded, and what went wrong without stopping the trailer (the engine logs
-    `warnings` for the item)."""
+    """The kept frames in decode order; per plan name, the row of its frame `step·i` at position i;
+    the number of usable frames decoded; and what went wrong without stopping the trailer (the
+    engine logs `warnings` for the item)."""
 
-    frames: dict[str, torch.Tensor]
+    frames: Frames
+    rows: dict[str, list[int]]
     count: int
     warnings: list[str] = field(default_factory=list)
 
@@ -101,10 +141,46 @@ def _frames_until_done(container, stream, wanted: int, warnings: list[str]):
                 return
 
 
+class _FrameBuffer:
+    """Room for every kept frame, allocated at the first one (its size fixes the trailer's size)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.used = capacity, 0
+        self.buffer: Frames | None = None
+
+    def append(self, frame, index: int, warnings: list[str]) -> int:
+        if self.buffer is None:
+            shape = (self.capacity, frame.height, frame.width, 3)
+            in_worker = get_worker_info() is not None
+            self.buffer = _BUFFERS.take(shape) if in_worker else Frames(torch.empty(shape, dtype=torch.uint8))
+        height, width = self.buffer.tensor.shape[1:3]
+        if (frame.height, frame.width) != (height, width):
+            if not any(w.startswith("frame size changed") for w in warnings):
+                warnings.append(f"frame size changed from {width}x{height} to {frame.width}x{frame.height} "
+                                f"at frame {index}; such frames are scaled to {width}x{height}")
+            frame = frame.reformat(width=width, height=height)
+        self.buffer.tensor[self.used] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+        self.used += 1
+        return self.used - 1
+
+    def kept(self) -> Frames:
+        """The filled rows; a copy when the trailer ended early, so that no unused room travels."""
+        assert self.buffer is not None
+        if self.used == self.capacity:
+            return self.buffer
+        return Frames(self.buffer.tensor[:self.used].clone())  # the buffer is free again once dropped
+
+
+def _kept_frames(plans: tuple[FramePlan, ...]) -> int:
+    return sum(1 for index in range(max(plan.frames for plan in plans)) if any(plan.wants(index) for plan in plans))
+
+
 def decode(path: Path, plans: tuple[FramePlan, ...]) -> DecodedVideo:
-    """Decode once, prepare each kept frame for every plan that wants it."""
+    """Decode once, keep each frame any plan wants (once), note its row for every plan that wants it."""
     warnings: list[str] = []
-    prepared: dict[str, list[torch.Tensor]] = {plan.name: [] for plan in plans}
+    wanted = max(plan.frames for plan in plans)
+    buffer = _FrameBuffer(_kept_frames(plans))
+    rows: dict[str, list[int]] = {plan.name: [] for plan in plans}
     count = 0
     with open_media(path) as container:
         if not container.streams.video:
@@ -113,22 +189,27 @@ def decode(path: Path, plans: tuple[FramePlan, ...]) -> DecodedVideo:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = DECODE_THREADS
-        for index, frame in enumerate(_frames_until_done(container, stream, max(p.frames for p in plans), warnings)):
+        for index, frame in enumerate(_frames_until_done(container, stream, wanted, warnings)):
             users = [plan for plan in plans if plan.wants(index)]
             if users:
-                # [H, W, C] to float, then a [C, H, W] view: faster than converting the permuted array
-                rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).float().div_(255).permute(2, 0, 1)
+                row = buffer.append(frame, index, warnings)
                 for plan in users:
-                    prepared[plan.name].append(plan.prepare(rgb))
+                    rows[plan.name].append(row)
             count = index + 1
     if count == 0:
         raise ValueError("no video frame could be decoded" + (f": {warnings[-1]}" if warnings else ""))
-    return DecodedVideo({name: torch.stack(frames) for name, frames in prepared.items()}, count, warnings)
+    return DecodedVideo(buffer.kept(), rows, count, warnings)
 
 
 @dataclass(frozen=True)
 class VideoLoader:
     plans: tuple[FramePlan, ...]
+    prefetch = 2  # trailers in flight per loader worker: each is hundreds of MB and gives several clips
+
+    @property
+    def shared_bytes(self) -> int:
+        """Shared memory a trailer may take: its kept frames at 1080p (a CPU run's clips are smaller)."""
+        return _kept_frames(self.plans) * FRAME_BYTES
 
     def __call__(self, item: Item) -> DecodedVideo:
         return decode(Path(item.source), self.plans)

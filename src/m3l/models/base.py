@@ -28,8 +28,9 @@ class Encoder(ABC):
 
     @property
     def half(self) -> bool:
-        """Whether to run in float16: --precision fp16, or auto on CUDA where the model's recipe ran fp16."""
-        if self.precision == "auto":
+        """Whether to run in float16: --precision fp16, or auto (and tf32) on CUDA where the model's recipe
+        ran fp16."""
+        if self.precision in ("auto", "tf32"):
             return self.info.auto_precision == "fp16" and self.device.startswith("cuda")
         return self.precision == "fp16"
 
@@ -44,3 +45,15 @@ class Encoder(ABC):
     @abstractmethod
     def embed(self, samples: list[Any]) -> np.ndarray:
         """A batch of samples → float32 array of shape (len(samples), info.dim)."""
+
+
+def use_precision(precision: str) -> None:
+    """TF32 for convolutions and matmuls on Ampere and newer GPUs only for --precision tf32 and fp16,
+    the opt-in fast paths: the recipes' vectors were computed in full fp32 (CPU, or cuDNN off), and
+    cuDNN's default TF32 puts them about 1e-3 off. Float16 autocast, where a recipe names it
+    (Whisper, AST on CUDA), is the encoder's own. Process-wide, as torch's flags are."""
+    import torch
+
+    fast = precision in ("tf32", "fp16")
+    torch.backends.cudnn.allow_tf32 = fast
+    torch.backends.cuda.matmul.allow_tf32 = fast

@@ -3,8 +3,12 @@
 Each model is its recipe as data: window length, which frames of a window it keeps,
 how short a last window may be before it is dropped rather than padded with black
 frames, and the per-frame transform (scale to [0, 1], resize, crop, normalise). The
-decoder applies the transform frame by frame (m3l.media.video); `preprocess` cuts the
-prepared frames into clips [C, T, H, W], `embed` runs a batch of clips.
+decoder hands over uint8 RGB frames (m3l.media.video); `preprocess` cuts them into
+clips, which name their frames without copying them. On a GPU, `embed` moves a batch
+of clips to the device as uint8 and applies the transform there, batched over each
+clip's frames; on the CPU the transform runs in `preprocess`, in the loader workers,
+overlapped with inference, as the device is a CPU either way. Then the model runs on
+[B, C, T, H, W].
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from m3l.media.video import DecodedVideo, FramePlan
+from m3l.media.video import DecodedVideo, FramePlan, Frames
 from m3l.models.base import Encoder
 from m3l.models.image import IMAGENET_MEAN, IMAGENET_STD
 
@@ -27,7 +31,8 @@ IG65M_MEAN, IG65M_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.21698
 
 @dataclass(frozen=True)
 class FrameTransform:
-    """One frame's recipe: resize (bilinear, antialias, on the float frame), center crop, normalise.
+    """A frame's recipe, applied to a stack of frames at once: scale to [0, 1], resize (bilinear,
+    antialias, on the float frames), center crop, normalise.
 
     Where a recipe normalises before cropping, cropping first gives the same numbers (normalising
     is per pixel) on fewer pixels."""
@@ -37,17 +42,28 @@ class FrameTransform:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
-    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB [T, H, W, 3] → float [T, 3, crop, crop], on the frames' device."""
         from torchvision.transforms.v2 import functional as F
 
         size = [self.resize] if isinstance(self.resize, int) else list(self.resize)
-        frame = F.center_crop(F.resize(frame, size, antialias=True), [self.crop])
-        return F.normalize(frame, self.mean, self.std)
+        scaled = frames.permute(0, 3, 1, 2).float().div_(255)
+        return F.normalize(F.center_crop(F.resize(scaled, size, antialias=True), [self.crop]), self.mean, self.std)
 
     def black(self, like: torch.Tensor) -> torch.Tensor:
         """A black frame after this transform: (0 - mean) / std."""
-        mean, std = (torch.tensor(v, dtype=like.dtype).view(-1, 1, 1) for v in (self.mean, self.std))
+        mean, std = (torch.tensor(v, dtype=like.dtype, device=like.device).view(-1, 1, 1) for v in (self.mean, self.std))
         return ((0 - mean) / std).expand_as(like)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One window: rows of its trailer's frames (which every clip of the trailer shares, so they
+    travel once), and the black frames that pad it to the window length."""
+
+    frames: Frames
+    rows: tuple[int, ...]
+    missing: int
 
 
 class VideoEncoder(Encoder):
@@ -60,20 +76,25 @@ class VideoEncoder(Encoder):
 
     @property
     def frame_plan(self) -> FramePlan:
-        return FramePlan(self.info.name, self.window * MAX_WINDOWS, self.step, self.transform)
+        return FramePlan(self.info.name, self.window * MAX_WINDOWS, self.step)
 
-    def preprocess(self, video: DecodedVideo) -> list[torch.Tensor]:
-        frames, count = video.frames[self.info.name], min(video.count, self.window * MAX_WINDOWS)
+    @property
+    def transforms_on_device(self) -> bool:
+        return torch.device(self.device).type != "cpu"
+
+    def preprocess(self, video: DecodedVideo) -> list[Clip] | list[torch.Tensor]:
+        clips = self.clips(video)
+        return clips if self.transforms_on_device else [self.clip_tensor(clip) for clip in clips]
+
+    def clips(self, video: DecodedVideo) -> list[Clip]:
+        rows, count = video.rows[self.info.name], min(video.count, self.window * MAX_WINDOWS)
         clips = []
         for start in range(0, count, self.window):
             real = min(self.window, count - start)
             if real < self.min_real_frames:
                 break
-            kept = frames[start // self.step: (start + real + self.step - 1) // self.step]
-            missing = self.window // self.step - len(kept)
-            if missing:
-                kept = torch.cat([kept, self.transform.black(kept[0]).expand(missing, *kept.shape[1:])])
-            clips.append(kept.permute(1, 0, 2, 3))  # [T, C, H, W] → [C, T, H, W]
+            kept = rows[start // self.step: (start + real + self.step - 1) // self.step]
+            clips.append(Clip(video.frames, tuple(kept), self.window // self.step - len(kept)))
         if not clips:
             raise ValueError(f"too short for {self.info.name}: {count} frames up to 30 s, its first "
                              f"{self.window}-frame window needs at least {self.min_real_frames}")
@@ -100,9 +121,28 @@ class VideoEncoder(Encoder):
     def model_input(self, clips: torch.Tensor):
         return clips
 
+    def clip_tensor(self, clip: Clip) -> torch.Tensor:
+        """The model's clip [C, T, H, W] on the device: the transform runs there, on all its frames at once
+        on a GPU, one frame at a time on the CPU, where temporaries of hundreds of MB cost more to
+        allocate (fresh pages every time) than the transform saves by batching."""
+        source = clip.frames.tensor
+        per_pass = len(clip.rows) if self.transforms_on_device else 1
+        parts = []
+        for start in range(0, len(clip.rows), per_pass):
+            rows = clip.rows[start:start + per_pass]
+            uploaded = torch.empty((len(rows), *source.shape[1:]), dtype=torch.uint8, device=self.device)
+            for index, row in enumerate(rows):
+                uploaded[index].copy_(source[row])
+            parts.append(self.transform(uploaded))
+        frames = torch.cat(parts)
+        if clip.missing:
+            frames = torch.cat([frames, self.transform.black(frames[0]).expand(clip.missing, *frames.shape[1:])])
+        return frames.permute(1, 0, 2, 3)  # [T, C, H, W] → [C, T, H, W]
+
     @torch.inference_mode()
-    def embed(self, clips: list[torch.Tensor]) -> np.ndarray:
-        batch = torch.stack(clips).to(self.device, non_blocking=True)
+    def embed(self, clips: list[Clip] | list[torch.Tensor]) -> np.ndarray:
+        batch = torch.stack([self.clip_tensor(clip) if isinstance(clip, Clip) else clip for clip in clips])
+        batch = batch.to(self.device, non_blocking=True)
         device_type = torch.device(self.device).type
         with torch.autocast(device_type, dtype=torch.float16, enabled=self.half):
             features = self.model(self.model_input(batch))
