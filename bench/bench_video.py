@@ -26,7 +26,7 @@ local engine's own prepared-item stream as a GPU run configures it (--workers lo
 processes, uint8 frames through shared memory, clips cut) over --feed-trailers
 trailers, next to a plain PyAV decode of the same frames to RGB in as many processes,
 the two alternated --repeats times (medians), each timed after its first 3 × --workers
-trailers (a long run's rate, without process start-up and the loaders' first shared
+trailers (at most half of them; a long run's rate, without process start-up and the loaders' first shared
 buffers). The device-side transform cost is reported beside it. The last line is
 `feed: R of plain decode (X trailers/s vs Y)`.
 """
@@ -213,7 +213,7 @@ def device_transforms(trailer: Path, device: str) -> Callable[[int], object]:
 def feed(trailer: Path, count: int, workers: int, repeats: int, device: str) -> None:
     """Print the feed measurement; its last line is the ratio to plain decoding."""
     frames = frames_decoded(trailer, MODELS)
-    trailers, skip = [trailer] * count, 3 * workers
+    trailers, skip = [trailer] * count, min(3 * workers, count // 2)
     plain, ours = [], []
     for _ in range(repeats):  # alternated, so that a busy machine hits both alike
         plain.append(plain_decodes(trailers, frames, workers, skip))

@@ -22,13 +22,14 @@ QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "bench_images.py": ("image", ["--posters", "2", "--models", "clip-image,vit", "--tiny-models", "--repeats", "1",
                                   "--workers", "0", "--batch-size", "2"]),
     "bench_audio.py": ("audio", ["--trailers", "1", "--seconds", "2", "--repeats", "1", "--workers", "0"]),
-    "bench_video.py": ("video", ["--trailers", "1", "--loops", "1", "--repeats", "1", "--end-to-end-repeats", "0"]),
+    "bench_video.py": ("video", ["--trailers", "1", "--loops", "1", "--repeats", "1", "--end-to-end-repeats", "0",
+                                 "--feed-trailers", "4"]),
     "bench_spec_models.py": ("text", ["--modality", "text", "--items", "4", "--repeats", "1"]),
 }
 
-# Benchmarks whose smallest run takes minutes (Ray's start-up and actors): their tests import them
-# and parse their options only.
-OPTIONS_ONLY_BENCHMARKS = ("bench_ray.py",)
+# Benchmarks whose smallest run takes minutes (Ray's start-up and actors) or needs a GPU: their tests
+# import them and parse their options only.
+OPTIONS_ONLY_BENCHMARKS = ("bench_ray.py", "bench_gpu.py")
 
 
 def run_script(script: str, *args: object, env: dict[str, str] | None = None,

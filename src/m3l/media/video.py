@@ -11,9 +11,9 @@ model uses, each frame once however many models use it. The recipes' resize, cro
 and normalisation run later, on the encoder's device (m3l.models.video).
 
 In a loader worker the buffer lives in shared memory, so handing it to the main
-process copies nothing, and it is reused for a later trailer once the main process
-has dropped it: fresh memory is costly to fault in (hundreds of MB per trailer), and
-a worker that kept allocating it would decode at a fraction of FFmpeg's speed.
+process copies nothing. Buffers are reused for later trailers once the process using
+them has dropped them: fresh memory is costly to fault in (hundreds of MB per
+trailer), and a decoder that kept allocating it would run at a fraction of FFmpeg's speed.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ class FramePlan:
 
 
 class Frames:
-    """A trailer's kept frames, uint8 RGB [N, H, W, 3]. `busy` is set for a loader worker's shared
-    buffer: 1 while a Frames object holding it lives in the process it was sent to (or, if it is
-    never sent, in the worker), then 0: reusable."""
+    """A trailer's kept frames, uint8 RGB [N, H, W, 3]. `busy` flags a pooled buffer: 1 while a Frames
+    object holding it lives in the process it was sent to (or, if it is never sent, where it was
+    made), then 0: reusable."""
 
     def __init__(self, tensor: torch.Tensor, busy: torch.Tensor | None = None) -> None:
         self.tensor, self.busy, self.sent = tensor, busy, False
@@ -67,8 +67,9 @@ class Frames:
             self.busy.fill_(0)
 
 
-class _SharedBuffers:
-    """A loader worker's frame buffers in shared memory, each reused once its receiver is done with it."""
+class _Buffers:
+    """A process's frame buffers, each reused once the trailer it held is dropped (in the process it
+    was sent to, for a loader worker's buffers, which live in shared memory)."""
 
     def __init__(self) -> None:
         self.pool: list[tuple[torch.Tensor, torch.Tensor]] = []  # (frames, busy flag)
@@ -80,12 +81,14 @@ class _SharedBuffers:
                 return Frames(frames, busy)
         # Free buffers of another size are dropped: the pool holds the buffers in flight, plus one.
         self.pool = [(frames, busy) for frames, busy in self.pool if busy.item()]
-        self.pool.append((torch.empty(shape, dtype=torch.uint8).share_memory_(),
-                          torch.ones(1, dtype=torch.uint8).share_memory_()))
-        return Frames(*self.pool[-1])
+        frames, busy = torch.empty(shape, dtype=torch.uint8), torch.ones(1, dtype=torch.uint8)
+        if get_worker_info() is not None:
+            frames.share_memory_(), busy.share_memory_()
+        self.pool.append((frames, busy))
+        return Frames(frames, busy)
 
 
-_BUFFERS = _SharedBuffers()
+_BUFFERS = _Buffers()
 
 
 @dataclass
@@ -150,16 +153,15 @@ class _FrameBuffer:
 
     def append(self, frame, index: int, warnings: list[str]) -> int:
         if self.buffer is None:
-            shape = (self.capacity, frame.height, frame.width, 3)
-            in_worker = get_worker_info() is not None
-            self.buffer = _BUFFERS.take(shape) if in_worker else Frames(torch.empty(shape, dtype=torch.uint8))
+            self.buffer = _BUFFERS.take((self.capacity, frame.height, frame.width, 3))
         height, width = self.buffer.tensor.shape[1:3]
         if (frame.height, frame.width) != (height, width):
             if not any(w.startswith("frame size changed") for w in warnings):
                 warnings.append(f"frame size changed from {width}x{height} to {frame.width}x{frame.height} "
                                 f"at frame {index}; such frames are scaled to {width}x{height}")
             frame = frame.reformat(width=width, height=height)
-        self.buffer.tensor[self.used] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+        # A NumPy copy: torch's would split 3 MB over its intra-op threads, which costs more than it saves
+        self.buffer.tensor.numpy()[self.used] = frame.to_ndarray(format="rgb24")
         self.used += 1
         return self.used - 1
 
