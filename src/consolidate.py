@@ -1,4 +1,8 @@
-"""Rebuild the consolidated Parquet/HDF5 files of every model folder under --output."""
+"""Bring the consolidated Parquet/HDF5 files of every model folder under --output up to date.
+
+Only JSON files new since the last consolidation are read (see docs/scale.md); --full
+reads every file again and rewrites the tables from scratch.
+"""
 
 import argparse
 import sys
@@ -10,7 +14,7 @@ from m3l.store.consolidate import consolidate
 from m3l.store.locks import model_lock
 
 
-def consolidate_all(output: Path) -> None:
+def consolidate_all(output: Path, full: bool = False) -> None:
     if not output.is_dir():
         raise UserError(f"output folder not found: {output}")
     found = [info for info in found_models(output) if (output / info.folder).is_dir()]
@@ -18,15 +22,16 @@ def consolidate_all(output: Path) -> None:
         raise UserError(f"no model folder under {output}")
     for info in found:
         with model_lock(output, info):  # waits for a run writing this model to finish
-            parquet, h5 = consolidate(output, info)
+            parquet, h5 = consolidate(output, info, full=full)
         print(f"{info.folder}: {parquet.name}, {h5.name}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("features"), help="output root (default: features)")
+    parser.add_argument("--full", action="store_true", help="read every JSON file again and rebuild the tables")
     args = parser.parse_args(argv)
-    return exit_code(lambda: consolidate_all(args.output))
+    return exit_code(lambda: consolidate_all(args.output, args.full))
 
 
 if __name__ == "__main__":

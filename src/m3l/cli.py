@@ -193,7 +193,7 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
                 run(catalogue.items, loader, encoders, stores, args.batch_size, workers, progress)
         if not args.no_consolidate:
             for store in stores.values():
-                consolidate(output, store.info)
+                consolidate(output, store.info, store.scan)
 
 
 def provenance_of(encoder: Encoder, models_dir: Path) -> dict:

@@ -10,16 +10,16 @@ JSON files. Any of those is a problem; `verify.py` exits non-zero when it finds 
 from __future__ import annotations
 
 import fcntl
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from m3l.catalog import id_problem
 from m3l.models import ModelInfo
 from m3l.readers.features import NO_LOG_ENTRY, found_models, load_features, missing_reasons, provenance, read_log
-from m3l.store.format import canonical_id, parse_vector, table_paths
+from m3l.store.format import BAD_NAME, SUFFIX, FolderScan, canonical_id, chunk_rows, sound_vectors, table_paths
 from m3l.store.locks import temporaries
 from m3l.store.provenance import describe
 
@@ -77,30 +77,32 @@ def _run_in_progress(output: Path, info: ModelInfo) -> bool:
         return False
 
 
-def _audit_json(audit: ModelAudit, folder: Path) -> tuple[dict[str, np.ndarray], set[str]]:
-    """Check every JSON file of the folder: the sound vectors by canonical id, and the damaged ids."""
-    vectors: dict[str, np.ndarray] = {}
-    damaged: set[str] = set()
-    for file in sorted(folder.glob("*.json")):
-        audit.present += 1
-        if id_problem(file.stem):
-            audit.flag("file names that are not valid ids", [file.name])
-            continue
-        try:
-            vector = parse_vector(file.read_bytes(), file.stem, audit.info.dim)
-        except OSError as error:
-            vector = f"unreadable files ({error.strerror})"
-        if isinstance(vector, str):
-            audit.flag(vector, [file.name])
-            damaged.add(canonical_id(file.stem))
-            continue
-        if not vector.any() and not audit.info.zero_vectors_ok:
-            audit.flag("all-zero vectors", [file.name])
-        vectors[canonical_id(file.stem)] = vector
-    return vectors, damaged
+def _audit_json(audit: ModelAudit, folder: Path) -> tuple[list[str], np.ndarray, set[str]]:
+    """Check every `<id>.json` entry of the folder: the sound ids (sorted) and vectors, and the damaged ids."""
+    scan = FolderScan(folder, audit.info.dim)
+    scan.read(range(len(scan.ids)))
+    audit.present = scan.listed
+    damaged = set()
+    for name, problem in sorted(scan.problems.items()):
+        audit.flag(problem, [name])
+        if problem != BAD_NAME:
+            damaged.add(name[:-len(SUFFIX)])
+    ids, matrix = sound_vectors(scan)
+    if not audit.info.zero_vectors_ok:
+        audit.flag("all-zero vectors", [f"{ids[k]}{SUFFIX}" for k in np.flatnonzero(~matrix.any(axis=1))])
+    return ids, matrix, damaged
 
 
-def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.ndarray] | None,
+def _differing(table: np.ndarray, rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Positions k of table rows whose JSON row rows[k] (>= 0) holds another vector; compared in chunks."""
+    found = np.flatnonzero(rows >= 0)
+    step = chunk_rows(matrix.shape[1])
+    parts = [k[~(table[k] == matrix[rows[k]]).all(axis=1)]
+             for k in (found[start:start + step] for start in range(0, len(found), step))]
+    return np.concatenate(parts) if parts else found
+
+
+def _audit_consolidated(audit: ModelAudit, output: Path, json: tuple[list[str], np.ndarray] | None,
                         damaged: set[str]) -> None:
     """Each consolidated table against the sound JSON files (or, without a JSON folder, on its own)."""
     tables = {source: path for source, path in table_paths(output, audit.info).items() if path.is_file()}
@@ -112,16 +114,20 @@ def _audit_consolidated(audit: ModelAudit, output: Path, vectors: dict[str, np.n
         except Exception as error:  # noqa: BLE001 - any reader error means the table is damaged
             audit.flag(f"{path.name} cannot be read", [" ".join(str(error).split())[:200]])
             continue
-        audit.flag(f"{path.name}: duplicate ids", sorted({i for i in ids if ids.count(i) > 1}))
-        audit.flag(f"{path.name}: NaN or Inf values", [i for i, row in zip(ids, matrix) if not np.isfinite(row).all()])
-        if vectors is None:
+        audit.flag(f"{path.name}: duplicate ids", sorted(i for i, n in Counter(ids).items() if n > 1))
+        audit.flag(f"{path.name}: NaN or Inf values", [ids[k] for k in np.flatnonzero(~np.isfinite(matrix).all(axis=1))])
+        if json is None:
             continue
-        table = dict(zip(ids, matrix))
-        audit.flag(f"{path.name}: ids without a JSON file", [i for i in table if i not in vectors and i not in damaged])
+        json_ids, json_matrix = json
+        row_of = {movie_id: k for k, movie_id in enumerate(json_ids)}
+        rows = np.array([row_of.get(movie_id, -1) for movie_id in ids], dtype=np.int64)
+        audit.flag(f"{path.name}: ids without a JSON file",
+                   [i for i, row in zip(ids, rows) if row < 0 and i not in damaged])
+        in_table = set(ids)
         audit.flag(f"{path.name}: out of date, ids missing (run src/consolidate.py)",
-                   [i for i in vectors if i not in table])
+                   [i for i in json_ids if i not in in_table])
         audit.flag(f"{path.name}: vectors that differ from their JSON file",
-                   [i for i, row in table.items() if i in vectors and not np.array_equal(row, vectors[i])])
+                   [ids[k] for k in _differing(matrix, rows, json_matrix)])
 
 
 def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None:
@@ -141,21 +147,21 @@ def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None
 def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
     audit = ModelAudit(info)
     folder = output / info.folder
-    vectors, damaged = _audit_json(audit, folder) if folder.is_dir() else (None, set())
-    if vectors is None:
+    ids, matrix, damaged = _audit_json(audit, folder) if folder.is_dir() else (None, None, set())
+    if ids is None:
         audit.notes.append(f"no JSON folder {info.folder}/: only the consolidated tables were checked")
     audit.flag("stray temporary files (left by a killed run; the next run removes them)",
                [path.name for path in temporaries(output, info)])
-    _audit_consolidated(audit, output, vectors, damaged)
-    _audit_provenance(audit, output, vectors is not None)
+    _audit_consolidated(audit, output, None if ids is None else (ids, matrix), damaged)
+    _audit_provenance(audit, output, ids is not None)
     if _run_in_progress(output, info):
         audit.notes.append("a run is writing this model right now: the numbers may change")
-    if catalogue_ids is not None and vectors is not None:
+    if catalogue_ids is not None and ids is not None:
         expected = {canonical_id(i) for i in catalogue_ids}
         audit.expected = len(expected)
-        audit.missing = missing_reasons(read_log(output, info), sorted(expected - set(vectors) - damaged))
+        audit.missing = missing_reasons(read_log(output, info), sorted(expected - set(ids) - damaged))
         audit.unlogged_missing = len(audit.missing.get(NO_LOG_ENTRY, []))
-        extra = set(vectors) - expected
+        extra = set(ids) - expected
         if extra:
             audit.notes.append(f"{len(extra)} vectors for ids not in the catalogue: {_shown(sorted(extra))}")
     return audit

@@ -11,9 +11,10 @@ id added, rewritten or removed after the last consolidation makes the table stal
 and the JSON folder is read instead. A table whose JSON folder is absent (only the
 tables were copied) is used as is.
 
-Every source gives the same answer: ids as strings, sorted like the consolidated
-tables (numerically when every id is an integer; integer ids are written without
-leading zeros), and an N x dim float32 matrix whose row i is the vector of ids[i].
+Every source gives the same answer: ids as strings, exactly as their files are named,
+sorted like the consolidated tables (numerically when every id is an integer written
+without leading zeros, else as strings), and an N x dim float32 matrix whose row i is
+the vector of ids[i]. No source builds a Python object per value.
 """
 
 from __future__ import annotations
@@ -42,15 +43,16 @@ NO_LOG_ENTRY = "no log entry (never attempted?)"
 CatalogueIds = Collection[str] | Mapping[str, Collection[str]]  # ids, or modality → ids
 
 
-def _canonical_order(ids: list[str]) -> tuple[list[str], list[int]]:
-    """Canonical ids and the permutation that sorts them like the consolidated tables."""
+def _canonical_order(ids: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """Canonical ids and the permutation that sorts them like the tables; None when already sorted."""
     ids = [canonical_id(i) for i in ids]
-    return ids, id_order(ids)
+    order = id_order(ids)[1]
+    return ids, None if np.array_equal(order, np.arange(len(ids))) else order
 
 
 def _sorted(ids: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
     ids, order = _canonical_order(ids)
-    return [ids[k] for k in order], matrix[order]
+    return (ids, matrix) if order is None else ([ids[k] for k in order], matrix[order])
 
 
 def _newest_json_change_ns(folder: Path) -> int | None:
@@ -86,7 +88,7 @@ def _read(output_dir: Path | str, info: ModelInfo, source: str, vectors: bool) -
     if source == "json":
         if not (Path(output_dir) / info.folder).is_dir():
             raise UserError(f"no JSON folder {Path(output_dir) / info.folder}")
-        return read_folder(Path(output_dir), info)
+        return read_folder(Path(output_dir) / info.folder, info.dim)
     path = table_paths(output_dir, info)[source]
     if not path.is_file():
         raise UserError(f"no consolidated file {path}")
@@ -121,7 +123,7 @@ def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "au
 def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:
     """The ids of `load_features` without reading the vectors of a consolidated table."""
     ids, order = _canonical_order(_read(output_dir, lookup(model, output=output_dir), source, vectors=False)[0])
-    return [ids[k] for k in order]
+    return ids if order is None else [ids[k] for k in order]
 
 
 def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> pd.DataFrame:

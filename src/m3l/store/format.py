@@ -1,82 +1,397 @@
 """The on-disk format of the features, read and written only here.
 
 Under an output root, per model:
-- `<folder>/<id>.json` holds `{id: [dim finite numbers]}` (`parse_vector` reads one);
+- `<folder>/<id>.json` holds `{id: [dim numbers]}`, finite as float32 (`parse_vector` reads
+  one; `FolderScan` lists a folder once and reads each file at most once);
 - `log_<folder>.txt` holds one line per event, `<timestamp> <model> <id> <status> <reason>`
   (`log_line` writes one, `parse_log_line` reads one);
 - `<modality>_embeddings_<name>.parquet` and `.h5` hold the consolidated table: column or
-  dataset `movie_id` / `movie_ids` (int64 when every id is an integer, else strings) and
-  `embedding` / `embeddings` (float32), sorted by `id_order` (`write_table`, `read_table`).
+  dataset `movie_id` / `movie_ids` (int64 when every id's decimal form round-trips, else
+  strings) and `embedding` / `embeddings` (float32), sorted by `id_order`, written in chunks
+  (`TableWriter`) and read without a Python object per value (`read_table`);
+- `<modality>_embeddings_<name>.index.npz`, the index of the last consolidation (`Index`):
+  size, mtime and inode of every file it read and what it found in it, and the stamps of
+  the tables it wrote.
+
+Parsing uses orjson and checks a whole vector with numpy; the standard library parser
+only looks again at files orjson refuses, to tell NaN or Inf literals from broken JSON.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator, Mapping
+import os
+import stat
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import orjson
 
-from m3l.catalog import printable
+from m3l.catalog import id_problem, printable
 from m3l.models import ModelInfo
 
 TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
 
+NOT_JSON = "files that do not parse"
+NOT_OWN_ID = "files that are not {id: [...]} for their own id"
+NOT_NUMBERS = "files with values that are not numbers"
+NOT_FINITE = "NaN or Inf values"
+BEYOND_FLOAT32 = "values beyond float32 range"
+_NUMBER_TYPES = {int, float}
+_INT64_MAX = 2**63 - 1
+CHUNK_BYTES = 64 << 20  # rows per Parquet row group / HDF5 chunk: about this many bytes of vectors
+
+
+def wrong_length(dim: int) -> str:
+    return f"wrong length (not {dim})"
+
 
 def parse_vector(raw: bytes, movie_id: str, dim: int) -> np.ndarray | str:
-    """The float32 vector of a per-movie JSON file, or the problem that keeps it from being one.
-
-    A file is sound only when it is exactly `{movie_id: [dim finite numbers]}`.
-    """
+    """The float32 vector of a per-movie JSON file, or the problem that keeps it from being one:
+    a file is sound only when it is exactly `{movie_id: [dim numbers]}`, finite as float32."""
     try:
-        data = json.loads(raw)
-    except ValueError:
-        return "files that do not parse"
-    if not isinstance(data, dict) or list(data) != [movie_id] or not isinstance(data[movie_id], list):
-        return "files that are not {id: [...]} for their own id"
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:  # NaN, Infinity and numbers beyond float64 are no JSON to orjson
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            return NOT_JSON
+    if not isinstance(data, dict) or len(data) != 1 or not isinstance(data.get(movie_id), list):
+        return NOT_OWN_ID
     values = data[movie_id]
-    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
-        return "files with values that are not numbers"
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        return NOT_NUMBERS
     if len(values) != dim:
-        return f"wrong length (not {dim})"
+        return wrong_length(dim)
     try:
-        vector = np.asarray(values, dtype=np.float64)
+        wide = np.array(values, dtype=np.float64)
     except OverflowError:
-        return "NaN or Inf values"
-    if not np.isfinite(vector).all():
-        return "NaN or Inf values"
-    return vector.astype(np.float32)
+        return BEYOND_FLOAT32
+    if not np.isfinite(wide).all():
+        return NOT_FINITE
+    with np.errstate(over="ignore"):
+        vector = wide.astype(np.float32)
+    return vector if np.isfinite(vector).all() else BEYOND_FLOAT32
 
 
-def is_numeric_id(movie_id: str) -> bool:
-    return movie_id.isascii() and movie_id.isdigit()
+def integer_ids(ids: Iterable[str]) -> bool:
+    """Whether the tables store these ids as int64: each one's decimal form round-trips exactly."""
+    found = False
+    for movie_id in ids:
+        if not (movie_id.isascii() and movie_id.isdigit() and str(int(movie_id)) == movie_id
+                and int(movie_id) <= _INT64_MAX):
+            return False
+        found = True
+    return found
+
+
+def id_order(ids: list[str]) -> tuple[bool, np.ndarray]:
+    """Whether the ids are stored as integers, and the permutation sorting them like the tables
+    (numerically then, else by string)."""
+    numeric = integer_ids(ids)
+    if numeric:
+        return True, np.argsort(np.array(ids, dtype=np.int64), kind="stable")
+    return False, np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
 
 
 def canonical_id(movie_id: object) -> str:
-    """An id as every reader returns it: a string, integers written without leading zeros."""
-    text = str(movie_id)
-    return str(int(text)) if is_numeric_id(text) else text
+    """An id as every reader returns it: its string form, exactly as its file is named (an int64
+    table id is one whose decimal form round-trips)."""
+    return str(movie_id)
 
 
-def id_order(ids: list[str]) -> list[int]:
-    """The permutation that sorts ids like the consolidated tables: numerically when every id is
-    an integer (ASCII digits), else as strings."""
-    if ids and all(map(is_numeric_id, ids)):
-        return sorted(range(len(ids)), key=lambda k: int(ids[k]))
-    return sorted(range(len(ids)), key=ids.__getitem__)
+def chunk_rows(dim: int) -> int:
+    return max(1, CHUNK_BYTES // (4 * max(dim, 1)))
 
 
-def read_folder(output: Path, info: ModelInfo) -> tuple[list[str], np.ndarray]:
-    """All sound vectors of one model's JSON folder, in file-name order."""
-    ids, vectors = [], []
-    for file in sorted((Path(output) / info.folder).glob("*.json")):
-        vector = parse_vector(file.read_bytes(), file.stem, info.dim)
-        if not isinstance(vector, str):
-            ids.append(file.stem)
-            vectors.append(vector)
-    return ids, np.asarray(vectors, dtype=np.float32).reshape(len(vectors), info.dim)
+class TableWriter:
+    """The consolidated Parquet and HDF5 files of one model, written chunk by chunk.
+
+    `metadata` (text by key) goes into the Parquet schema metadata and the HDF5 file's attributes.
+
+    Layout: Parquet `movie_id` (int64 or string) and `embedding` (list<float32>), one row
+    group per chunk; HDF5 `movie_ids` and `embeddings` (N x dim float32, chunked). Both
+    files are byte-identical for the same rows however they were gathered: no timestamps.
+    """
+
+    def __init__(self, parquet: Path, hdf5: Path, count: int, dim: int, numeric: bool,
+                 metadata: Mapping[str, str] | None = None) -> None:
+        import h5py
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.dim, self.numeric, self.written = dim, numeric, 0
+        self.id_type = pa.int64() if numeric else pa.string()
+        schema = pa.schema([("movie_id", self.id_type), ("embedding", pa.list_(pa.float32()))], metadata=metadata)
+        self.parquet = pq.ParquetWriter(parquet, schema, use_dictionary=False)  # unique ids, random values
+        self.hdf5 = h5py.File(hdf5, "w", track_order=False)
+        self.hdf5.attrs.update(metadata or {})
+        id_dtype = np.int64 if numeric else h5py.string_dtype()
+        rows = min(chunk_rows(dim), max(count, 1))
+        self.ids = self.hdf5.create_dataset("movie_ids", shape=(count,), dtype=id_dtype, track_times=False,
+                                            chunks=(rows,) if count else None)
+        self.vectors = self.hdf5.create_dataset("embeddings", shape=(count, dim), dtype=np.float32,
+                                                track_times=False, chunks=(rows, dim) if count else None)
+
+    def write(self, ids: list[str], vectors: np.ndarray) -> None:
+        import pyarrow as pa
+
+        keys = np.array(ids, dtype=np.int64) if self.numeric else ids
+        offsets = _arrow(pa.int32(), np.arange(len(ids) + 1, dtype=np.int32) * self.dim)
+        embedding = pa.ListArray.from_arrays(offsets, _arrow(pa.float32(), np.ascontiguousarray(vectors).reshape(-1)))
+        movie_id = _arrow(pa.int64(), keys) if self.numeric else _arrow_strings(ids)
+        self.parquet.write_batch(pa.RecordBatch.from_arrays([movie_id, embedding], schema=self.parquet.schema))
+        end = self.written + len(ids)
+        self.ids[self.written:end] = keys
+        self.vectors[self.written:end] = vectors
+        self.written = end
+
+    def close(self) -> None:
+        self.parquet.close()
+        self.hdf5.close()
+
+
+def _arrow(kind: object, values: np.ndarray) -> object:
+    """An Arrow array over a numpy buffer (pa.array would import pandas, seconds on a busy machine)."""
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
+def _arrow_strings(ids: list[str]) -> object:
+    """Valid ids are ASCII: one byte per character."""
+    import pyarrow as pa
+
+    offsets = np.zeros(len(ids) + 1, dtype=np.int32)
+    np.cumsum([len(movie_id) for movie_id in ids], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(ids), [None, pa.py_buffer(offsets),
+                                                        pa.py_buffer("".join(ids).encode("ascii"))])
+
+
+def parquet_vectors(column: object, count: int, dim: int) -> np.ndarray:
+    """The count x dim float32 matrix of a Parquet `embedding` column, one row group at a time."""
+    matrix, row = np.empty((count, dim), dtype=np.float32), 0
+    for chunk in column.chunks:
+        values = chunk.flatten()
+        if values.null_count or len(values) != len(chunk) * dim or str(values.type) != "float":
+            raise ValueError(f"embedding column is not {dim} float32 values per row")
+        buffer = values.buffers()[1]
+        matrix[row:row + len(chunk)] = np.frombuffer(buffer, np.float32, len(values), 4 * values.offset).reshape(-1, dim)
+        row += len(chunk)
+    return matrix
+
+
+@contextmanager
+def table_writer(parquet: Path, hdf5: Path, count: int, dim: int, numeric: bool,
+                 metadata: Mapping[str, str] | None = None) -> Iterator[TableWriter]:
+    writer = TableWriter(parquet, hdf5, count, dim, numeric, metadata)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+SUFFIX = ".json"
+BAD_NAME = "file names that are not valid ids"
+UNREAD, SOUND, BAD, TRUSTED = 0, 1, 2, 3  # TRUSTED: sound per the index, vector not read
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+INDEX_FORMAT = 1
+
+
+def _stamp(status: os.stat_result) -> tuple[int, int, int]:
+    return status.st_size, status.st_mtime_ns, status.st_ino
+
+
+def _not_a_file(kind: str) -> str:
+    return f"entries that are not regular files ({kind}, never opened)"
+
+
+DIRECTORY = _not_a_file("a directory")
+
+
+def not_a_file(path: Path, mode: int) -> str:
+    """The problem of an entry that is not a regular file, naming what it is."""
+    if stat.S_ISDIR(mode):
+        return DIRECTORY
+    if stat.S_ISLNK(mode):
+        return _not_a_file("a symbolic link" if path.exists() else "a dangling symbolic link")
+    if stat.S_ISFIFO(mode):
+        return _not_a_file("a FIFO")
+    return _not_a_file("a socket" if stat.S_ISSOCK(mode) else "a device or other special file")
+
+
+class FolderScan:
+    """One model folder's `<id>.json` entries, listed once; each file read at most once.
+
+    Position k describes `ids[k]`: its stamp, its state, and (when SOUND) its vector in
+    row k of `matrix`, which is allocated for every file but only touched for those
+    read, so unread rows cost no memory. `donor`, an earlier scan of the same folder,
+    lends the vectors it read of files whose stamp has not changed since.
+    """
+
+    def __init__(self, folder: Path, dim: int, donor: FolderScan | None = None) -> None:
+        self.folder, self.dim, self.donor = Path(folder), dim, donor
+        self.problems: dict[str, str] = {}  # file name → why it is left out
+        self.ids: list[str] = []
+        self.listed = 0  # `<id>.json` entries of any kind
+        stamps = array("q")  # size, mtime_ns, inode of each id: 24 bytes, not three Python ints
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    stamp = self._listed(entry)
+                    if stamp is not None:
+                        self.ids.append(entry.name[:-len(SUFFIX)])
+                        stamps.extend(stamp)
+        except FileNotFoundError:
+            pass
+        self.stamps = np.frombuffer(stamps, dtype=np.int64).reshape(len(self.ids), 3).copy()
+        self.position = {movie_id: k for k, movie_id in enumerate(self.ids)}
+        self.state = np.zeros(len(self.ids), dtype=np.int8)
+        self.matrix = np.empty((len(self.ids), dim), dtype=np.float32)
+
+    def _listed(self, entry: os.DirEntry) -> tuple[int, int, int] | None:
+        """The stamp of a regular `<id>.json` file; None (and a problem unless it is no JSON name) else."""
+        name = entry.name
+        if not name.endswith(SUFFIX) or name.startswith("."):
+            return None
+        self.listed += 1
+        if id_problem(name[:-len(SUFFIX)]):
+            self.problems[name] = BAD_NAME
+            return None
+        status = entry.stat(follow_symlinks=False)
+        if not stat.S_ISREG(status.st_mode):
+            self.problems[name] = not_a_file(Path(entry.path), status.st_mode)
+            return None
+        return _stamp(status)
+
+    def read(self, positions: Iterable[int]) -> None:
+        """Read (or borrow from the donor) each listed file not yet read; TRUSTED ones stay unread."""
+        for k in positions:
+            if self.state[k] == UNREAD and not self._borrow(k):
+                self._read(k)
+
+    def _borrow(self, k: int) -> bool:
+        donor = self.donor
+        j = donor.position.get(self.ids[k], -1) if donor is not None else -1
+        if j < 0 or donor.state[j] != SOUND or not np.array_equal(donor.stamps[j], self.stamps[k]):
+            return False
+        self.matrix[k] = donor.matrix[j]
+        self.state[k] = SOUND
+        return True
+
+    def _read(self, k: int) -> None:
+        movie_id = self.ids[k]
+        path = self.folder / f"{movie_id}{SUFFIX}"
+        try:  # O_NONBLOCK: a FIFO swapped in since the listing never blocks; fstat then refuses it
+            fd = os.open(path, _OPEN_FLAGS)
+        except OSError as error:
+            return self._bad(k, f"unreadable files ({error.strerror})")
+        try:
+            status = os.fstat(fd)
+            if not stat.S_ISREG(status.st_mode):
+                return self._bad(k, not_a_file(path, status.st_mode))
+            if status.st_size > 64 * self.dim + 4096:
+                return self._bad(k, "files too large to hold one vector")
+            raw = os.read(fd, status.st_size + 1)
+        except OSError as error:
+            return self._bad(k, f"unreadable files ({error.strerror})")
+        finally:
+            os.close(fd)
+        self.stamps[k] = _stamp(status)
+        vector = parse_vector(raw, movie_id, self.dim)
+        if isinstance(vector, str):
+            return self._bad(k, vector)
+        self.matrix[k] = vector
+        self.state[k] = SOUND
+
+    def _bad(self, k: int, problem: str) -> None:
+        self.state[k] = BAD
+        self.problems[f"{self.ids[k]}{SUFFIX}"] = problem
+
+    def problem(self, movie_id: str) -> str | None:
+        return self.problems.get(f"{movie_id}{SUFFIX}")
+
+    def done(self, k: int) -> bool:
+        return self.state[k] in (SOUND, TRUSTED)
+
+    def sound(self) -> np.ndarray:
+        """Positions of the files read sound."""
+        return np.flatnonzero(self.state == SOUND)
+
+
+def sound_vectors(scan: FolderScan) -> tuple[list[str], np.ndarray]:
+    """The ids and vectors of the files a scan read sound, sorted like the tables."""
+    positions = scan.sound()
+    ids = [scan.ids[k] for k in positions]
+    _, order = id_order(ids)
+    return [ids[k] for k in order], scan.matrix[positions[order]]
+
+
+def read_folder(folder: Path, dim: int) -> tuple[list[str], np.ndarray]:
+    """Every sound vector of a JSON folder, sorted like the tables; one float32 matrix, no per-value objects."""
+    scan = FolderScan(folder, dim)
+    scan.read(range(len(scan.ids)))
+    return sound_vectors(scan)
+
+
+@dataclass
+class Index:
+    """What the last consolidation read: per file its stamp and problem ("" when sound); the tables' stamps."""
+
+    dim: int
+    ids: list[str]
+    stamps: np.ndarray  # N x 3 int64: size, mtime_ns, inode
+    problems: list[str]
+    tables: np.ndarray  # 2 x 3: the Parquet and HDF5 files' stamps
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, format=INDEX_FORMAT, dim=self.dim, stamps=self.stamps, tables=self.tables,
+                 ids=np.frombuffer("\n".join(self.ids).encode(), dtype=np.uint8),
+                 problems=np.frombuffer("\n".join(self.problems).encode(), dtype=np.uint8))
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, path: Path) -> Index | None:
+        """The index, or None when it is missing or unreadable in any way."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if int(data["format"]) != INDEX_FORMAT:
+                    return None
+                ids = data["ids"].tobytes().decode().split("\n")
+                problems = data["problems"].tobytes().decode().split("\n")
+                index = cls(int(data["dim"]), ids, data["stamps"].astype(np.int64), problems,
+                            data["tables"].astype(np.int64))
+        except Exception:  # noqa: BLE001 - a damaged index is only a reason to read everything again
+            return None
+        if index.stamps.shape != (len(ids), 3) or len(problems) != len(ids) or index.tables.shape != (2, 3):
+            return None
+        return index
+
+    def apply(self, scan: FolderScan) -> bool:
+        """Mark the files the index vouches for (unchanged since it was written) in the scan.
+
+        True when it vouches for every file it lists, i.e. when the old tables hold exactly
+        the sound ones among them.
+        """
+        if self.dim != scan.dim:
+            return False
+        positions = np.array([scan.position.get(movie_id, -1) for movie_id in self.ids], dtype=np.int64)
+        same = positions >= 0
+        same[same] = (scan.stamps[positions[same]] == self.stamps[same]).all(axis=1)
+        sound = np.array([not problem for problem in self.problems], dtype=bool)
+        scan.state[positions[same & sound]] = TRUSTED
+        for i in np.flatnonzero(same & ~sound):
+            scan.state[positions[i]] = BAD
+            scan.problems[f"{scan.ids[positions[i]]}{SUFFIX}"] = self.problems[i]
+        return bool(same.all())
+
 
 
 def log_path(output: Path | str, info: ModelInfo) -> Path:
@@ -117,34 +432,14 @@ def table_paths(output: Path | str, info: ModelInfo) -> dict[str, Path]:
     return {source: Path(output) / f"{info.consolidated_name}{suffix}" for source, suffix in TABLE_SUFFIXES.items()}
 
 
-def write_table(source: str, path: Path, ids: list[str], vectors: np.ndarray,
-                metadata: Mapping[str, str] | None = None) -> None:
-    """Write ids and their vectors, in the order given, as a consolidated table of `source`'s format.
 
-    `metadata` (text by key) goes into the Parquet schema metadata or the HDF5 file's attributes.
-    """
-    numeric = bool(ids) and all(map(is_numeric_id, ids))
-    keys = [int(i) for i in ids] if numeric else ids
-    if source == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        offsets = pa.array(np.arange(len(keys) + 1, dtype=np.int32) * vectors.shape[1])
-        pq.write_table(pa.table({
-            "movie_id": pa.array(keys, type=pa.int64() if numeric else pa.string()),
-            "embedding": pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1), type=pa.float32())),
-        }).replace_schema_metadata(metadata or None), path)
-        return
-    import h5py
-
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset("movie_ids", data=np.asarray(keys, dtype=np.int64 if numeric else h5py.string_dtype()))
-        handle.create_dataset("embeddings", data=vectors, dtype=np.float32)
-        handle.attrs.update(metadata or {})
+def index_path(output: Path | str, info: ModelInfo) -> Path:
+    return Path(output) / f"{info.consolidated_name}.index.npz"
 
 
 def table_metadata(source: str, path: Path) -> dict[str, str]:
-    """The metadata `write_table` stored with a consolidated table."""
+    """The metadata `TableWriter` stored with a consolidated table."""
     if source == "parquet":
         import pyarrow.parquet as pq
 
@@ -161,16 +456,14 @@ def read_table(source: str, path: Path, dim: int, vectors: bool = True) -> tuple
     if source == "parquet":
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path, columns=["movie_id", "embedding"] if vectors else ["movie_id"])
+        table = pq.ParquetFile(path).read(columns=["movie_id", "embedding"] if vectors else ["movie_id"],
+                                          use_pandas_metadata=False)
         ids = [str(i) for i in table.column("movie_id").to_pylist()]
-        if not vectors:
-            return ids, None
-        values = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return ids, values.astype(np.float32, copy=False).reshape(len(ids), dim)
+        return ids, parquet_vectors(table.column("embedding"), len(ids), dim) if vectors else None
     import h5py
 
     with h5py.File(path, "r") as handle:
         stored = handle["movie_ids"]
-        ids = [str(i) for i in (stored.asstr()[...] if h5py.check_string_dtype(stored.dtype) else stored[...])]
+        ids = list(stored.asstr()[...]) if h5py.check_string_dtype(stored.dtype) else list(map(str, stored[...]))
         matrix = np.asarray(handle["embeddings"][...], dtype=np.float32).reshape(len(ids), dim) if vectors else None
     return ids, matrix

@@ -27,7 +27,7 @@ from m3l.catalog import id_problem, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.models.spec import MARKER, SpecInfo, marker_bytes, read_marker
-from m3l.store.format import log_line, log_path, parse_vector
+from m3l.store.format import DIRECTORY, FolderScan, Index, index_path, log_line, log_path
 from m3l.store.provenance import ProvenanceLog
 
 TEMP_SUFFIX = ".tmp"
@@ -129,6 +129,7 @@ class FeatureStore:
         real_folder(self.folder)
         os.close(open_regular(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
         self.summary = Summary(info.folder)
+        self.scan: FolderScan | None = None  # the resume scan, lent to the consolidation after the run
         self.started = time.perf_counter()
         if isinstance(info, SpecInfo):  # its dimension: recorded by an earlier run, else known at its first vector
             recorded = read_marker(self.folder)
@@ -172,25 +173,28 @@ class FeatureStore:
         self.summary.failed += 1
         self.log(movie_id, "failed", reason)
 
-    def read(self, movie_id: str) -> np.ndarray | None:
-        """The stored vector, or None when the file is missing or not a complete vector."""
-        try:
-            vector = parse_vector(self.path(movie_id).read_bytes(), movie_id, self.info.dim)
-        except OSError:
-            return None
-        return None if isinstance(vector, str) else vector
-
     def pending(self, ids: list[str]) -> list[str]:
-        """The ids still to compute; a present but unreadable file is logged and recomputed."""
+        """The ids still to compute: one scan of the folder, reading only the files the index of the
+        last consolidation does not vouch for. A file that is not a complete vector is logged and
+        recomputed; a directory in the way of `<id>.json` is logged as this id's failure."""
+        self.scan = FolderScan(self.folder, self.info.dim)
+        index = Index.load(index_path(self.output, self.info))
+        if index is not None:
+            index.apply(self.scan)
+        self.scan.read(k for k in map(self.scan.position.get, ids) if k is not None)
         todo = []
         for movie_id in ids:
-            if not self.path(movie_id).exists():
-                todo.append(movie_id)
-            elif self.read(movie_id) is None:
-                self.log(movie_id, "recompute", "existing JSON file is corrupt or incomplete")
-                todo.append(movie_id)
-            else:
+            k = self.scan.position.get(movie_id)
+            if k is not None and self.scan.done(k):
                 self.summary.already_done += 1
+                continue
+            problem = self.scan.problem(movie_id)
+            if problem == DIRECTORY:
+                self.fail(movie_id, f"{movie_id}.json is a directory: remove it to compute this id")
+                continue
+            if problem:
+                self.log(movie_id, "recompute", f"existing {movie_id}.json: {problem}")
+            todo.append(movie_id)
         return todo
 
     def _record(self, info: SpecInfo) -> None:
