@@ -11,15 +11,15 @@ import pyarrow.parquet as pq
 
 from m3l.cli import main
 
-write = pq.write_table
+write = pq.ParquetWriter.write_batch
 
 
-def half_then_hang(table, where, **options) -> None:
-    write(table.slice(0, 1), where, **options)
+def half_then_hang(writer, batch, **options) -> None:
+    write(writer, batch.slice(0, 1), **options)
     open(sys.argv[1], "w").close()
     time.sleep(600)
 
 
 if __name__ == "__main__":
-    pq.write_table = half_then_hang
+    pq.ParquetWriter.write_batch = half_then_hang
     main("text", sys.argv[2:])

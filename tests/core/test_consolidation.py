@@ -4,6 +4,7 @@ consolidation, bounded memory; and folders holding what no JSON file should be."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -166,12 +167,13 @@ def test_a_folder_of_100k_files_consolidates_in_bounded_memory(tmp_path):
         os.close(fd)
     extra_kib = peak_rss_growth_kib(tmp_path, dim)
     matrix_kib = count * dim * 4 / 1024
-    # two float32 matrices, plus a small bookkeeping allowance per file (id, stamp, position)
-    print("RSS", extra_kib, matrix_kib)
-    assert extra_kib < 2 * matrix_kib + count * 0.25, (extra_kib, matrix_kib)
+    # two float32 matrices, plus 1 KiB per file of bookkeeping (id, stamp, position, table writer);
+    # a Python list of floats per file needed 1.5 KiB per file at this dimension
+    assert extra_kib < 2 * matrix_kib + count * 1, (extra_kib, matrix_kib)
     with h5py.File(tmp_path / "text_embeddings_tiny.h5") as handle:
         assert handle["embeddings"].shape == (count, dim)
         assert handle["movie_ids"][-1] == count - 1
+    shutil.rmtree(folder)  # pytest keeps the last runs' folders: do not leave 100k files behind
 
 
 # Inputs no JSON file should be (issue items: float32 range, FIFOs, dangling links, directories, names)

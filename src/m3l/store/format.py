@@ -45,7 +45,7 @@ NOT_FINITE = "NaN or Inf values"
 BEYOND_FLOAT32 = "values beyond float32 range"
 _NUMBER_TYPES = {int, float}
 _INT64_MAX = 2**63 - 1
-CHUNK_BYTES = 64 << 20  # rows per Parquet row group / HDF5 chunk: about this many bytes of vectors
+CHUNK_BYTES = 64 << 20  # rows per Parquet row group / HDF5 chunk: this many bytes of vectors, 32768 rows at most
 
 
 def wrong_length(dim: int) -> str:
@@ -107,7 +107,7 @@ def canonical_id(movie_id: object) -> str:
 
 
 def chunk_rows(dim: int) -> int:
-    return max(1, CHUNK_BYTES // (4 * max(dim, 1)))
+    return max(1, min(1 << 15, CHUNK_BYTES // (4 * max(dim, 1))))
 
 
 class TableWriter:
