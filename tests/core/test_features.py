@@ -2,6 +2,7 @@ import json
 import os
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 import m3l
@@ -25,13 +26,22 @@ def assert_same_everywhere(output, model):
 
 
 def test_integer_ids_round_trip_sorted_numerically(tmp_path):
-    vectors = random_vectors("clip-image", ["10", "2", "33", "1", "007"])
+    vectors = random_vectors("clip-image", ["10", "2", "33", "1", "7"])
     write_features(tmp_path, "clip-image", vectors)
     ids, matrix = assert_same_everywhere(tmp_path, "clip-image")
     assert ids == ["1", "2", "7", "10", "33"]
     assert matrix.shape == (5, 512)
-    expected = {("7" if key == "007" else key): vector for key, vector in vectors.items()}
-    assert np.array_equal(matrix, np.stack([expected[i] for i in ids]))
+    assert np.array_equal(matrix, np.stack([vectors[i] for i in ids]))
+
+
+def test_ids_with_leading_zeros_stay_distinct_strings(tmp_path):
+    vectors = random_vectors("minilm", ["12", "012", "0012", "3"])
+    write_features(tmp_path, "minilm", vectors)
+    assert pq.read_table(tmp_path / "text_embeddings_minilm.parquet").column("movie_id").to_pylist() == \
+        ["0012", "012", "12", "3"]
+    ids, matrix = assert_same_everywhere(tmp_path, "minilm")
+    assert ids == ["0012", "012", "12", "3"]
+    assert np.array_equal(matrix, np.stack([vectors[i] for i in ids]))
 
 
 def test_string_ids_round_trip(tmp_path):
@@ -141,7 +151,7 @@ def test_list_models_coverage_against_the_runs_or_a_catalogue(tmp_path):
     per_modality = {s.name: s for s in list_models(tmp_path, {"text": ["1", "2", "3", "4"], "image": ["1", "2"]})}
     assert per_modality["minilm"].coverage == pytest.approx(3 / 4)
     assert per_modality["vgg"].coverage == pytest.approx(1 / 2)
-    assert list_models(tmp_path, ["01", "9"])[0].coverage == pytest.approx(1 / 2)  # "01" is id 1
+    assert list_models(tmp_path, ["1", "01", "9"])[0].coverage == pytest.approx(1 / 3)  # "01" is not id 1
 
 
 def test_missing_reasons_come_from_the_last_log_line(tmp_path):
