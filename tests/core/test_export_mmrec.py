@@ -52,10 +52,10 @@ def test_mean_fill_and_any_column_names_crlf_leading_zeros(output, tmp_path):
     result = export(output, item_map, tmp_path / "mmrec", "--missing", "mean", "--models", "minilm")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "mmrec" / "image").exists()
-    found = [vectors["minilm"][movie] for movie in ("5", "3", "1", "4", "2")]
+    found = [vectors["minilm"][movie] for movie in ("3", "1", "4", "2")]  # "005" is another id than "5"
     mean = np.mean(found, axis=0, dtype=np.float32)
-    assert np.allclose(np.load(tmp_path / "mmrec" / "text" / "minilm.npy"),
-                       expected_rows(vectors["minilm"], mean), atol=1e-6)
+    known = {movie: vector for movie, vector in vectors["minilm"].items() if movie != "5"}
+    assert np.allclose(np.load(tmp_path / "mmrec" / "text" / "minilm.npy"), expected_rows(known, mean), atol=1e-6)
 
 
 @pytest.mark.parametrize("content, message", [
