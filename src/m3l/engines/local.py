@@ -15,10 +15,10 @@ import os
 import shutil
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from m3l.catalog import Item
@@ -54,16 +54,17 @@ def _init_worker(parent: int, worker_id: int) -> None:
     makes tracebacks, not news. They die with the main process when it is killed outright."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
-    threading.excepthook = _quiet_when_cut_off
+    sys.excepthook = _quiet_when_cut_off  # multiprocessing's fd-sharing thread reports through it
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(0)
 
 
-def _quiet_when_cut_off(args: threading.ExceptHookArgs) -> None:
-    if not issubclass(args.exc_type, (ConnectionError, EOFError)):
-        threading.__excepthook__(args)
+def _quiet_when_cut_off(kind: type[BaseException], error: BaseException, traceback: TracebackType | None) -> None:
+    """The main process stopped mid-transfer (Ctrl-C while receiving a tensor): nothing to report."""
+    if not issubclass(kind, (ConnectionError, EOFError)):
+        sys.__excepthook__(kind, error, traceback)
 
 
 SHARED_MEMORY = Path("/dev/shm")
