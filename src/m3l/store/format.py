@@ -264,7 +264,10 @@ class FolderScan:
         if id_problem(name[:-len(SUFFIX)]):
             self.problems[name] = BAD_NAME
             return None
-        status = entry.stat(follow_symlinks=False)
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # removed since the listing
+            return None
         if not stat.S_ISREG(status.st_mode):
             self.problems[name] = not_a_file(Path(entry.path), status.st_mode)
             return None
@@ -364,8 +367,8 @@ class Index:
             with np.load(path, allow_pickle=False) as data:
                 if int(data["format"]) != INDEX_FORMAT:
                     return None
-                ids = data["ids"].tobytes().decode().split("\n")
-                problems = data["problems"].tobytes().decode().split("\n")
+                ids = data["ids"].tobytes().decode().split("\n") if data["ids"].size else []
+                problems = data["problems"].tobytes().decode().split("\n") if data["ids"].size else []
                 index = cls(int(data["dim"]), ids, data["stamps"].astype(np.int64), problems,
                             data["tables"].astype(np.int64))
         except Exception:  # noqa: BLE001 - a damaged index is only a reason to read everything again
