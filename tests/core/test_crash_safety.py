@@ -185,7 +185,7 @@ def test_a_disk_full_before_the_run_starts_is_one_line(tmp_path, extractor_store
     mounted.mkdir()
     catalogue = make_catalogue(TEXT, tmp_path / "input", count=3)
     args = arguments(TEXT, catalogue, extractor_store(TEXT), mounted / "output")
-    result = _in_private_mounts(f"mount -t tmpfs -o size=64k tmpfs '{mounted}' && "
+    result = in_private_mounts(f"mount -t tmpfs -o size=64k tmpfs '{mounted}' && "
                                 f"(dd if=/dev/zero of='{mounted}/filler' bs=4k 2>/dev/null; true) && "
                                 f"{_script_command(args)}")
     assert result.returncode == 2, result.stderr
