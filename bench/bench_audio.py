@@ -41,7 +41,7 @@ def build_store(root: Path, full_size: bool) -> Path:
 
 
 def build_trailers(root: Path, count: int, seconds: float) -> Path:
-    from tests.audio.sounds import write_audio
+    from tests.audio.media import write_audio
 
     folder = root / "trailers"
     folder.mkdir()

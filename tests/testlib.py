@@ -59,6 +59,13 @@ def run_offline(path: Path, args: Iterable[object], env: dict[str, str] | None =
                           env=full_env, cwd=REPO, timeout=timeout)
 
 
+def write_map(path: Path, rows: Iterable[tuple[str, object]], header: bool = True) -> Path:
+    """A trailer map TSV: `movie_id<TAB>trailer_path` rows, under that header unless told not to."""
+    lines = (["movie_id\ttrailer_path"] if header else []) + [f"{movie_id}\t{source}" for movie_id, source in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def packaged_file(distribution: str, relative: str) -> Path:
     """A data file shipped inside an installed wheel, found without importing the package."""
     path = Path(importlib.metadata.distribution(distribution).locate_file(relative))

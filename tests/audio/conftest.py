@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from tests.audio.reference import VGG, make_layers
-from tests.audio.sounds import write_audio
+from tests.audio.media import write_audio
 
 WHISPER = "openai/whisper-base"
 AST = "MIT/ast-finetuned-audioset-10-10-0.4593"

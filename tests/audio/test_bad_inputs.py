@@ -9,10 +9,10 @@ from m3l.media import container
 from m3l.media.audio import decode_soundtrack
 from m3l.models import models_of
 from m3l.models.vggish import MIN_PARTIAL_SAMPLES
-from tests.audio.helpers import FOLDERS, log_lines, write_map
-from tests.audio.sounds import write_audio, write_broken
+from tests.audio.helpers import FOLDERS, log_lines
+from tests.audio.media import write_audio, write_broken
 from tests.outputs import read_vectors
-from tests.testlib import DATA, bikes, run_script
+from tests.testlib import DATA, bikes, run_script, write_map
 
 MODELS = tuple(info.name for info in models_of("audio"))
 

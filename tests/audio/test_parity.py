@@ -5,10 +5,10 @@ import pytest
 
 from m3l.models import models_of
 from tests.audio.conftest import AST, VGGISH, VGGISH_PCA, WHISPER
-from tests.audio.helpers import FOLDERS, write_map
+from tests.audio.helpers import FOLDERS
 from tests.audio.reference import ast_vector, vggish_vector, whisper_vector
 from tests.outputs import read_vectors
-from tests.testlib import DATA, bigbuckbunny, run_script
+from tests.testlib import DATA, bigbuckbunny, run_script, write_map
 
 MODELS = tuple(info.name for info in models_of("audio"))
 # The reference builds AST's extractor without our loader's filter: its notice of empty mel bands is expected.

@@ -13,7 +13,7 @@ from m3l.models import MODELS
 from m3l.models.audio import WhisperEncoder
 from tests.audio.conftest import WHISPER
 from tests.audio.helpers import FOLDERS, log_lines
-from tests.audio.sounds import music
+from tests.audio.media import music
 from tests.outputs import read_vectors
 from tests.testlib import REPO, run_script
 

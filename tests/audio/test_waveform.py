@@ -9,7 +9,7 @@ import pytest
 from m3l.catalog import Item
 from m3l.media.audio import MAX_SAMPLES, _decode, decode_soundtrack, loader_for
 from tests.audio.reference import decode_waveform
-from tests.audio.sounds import write_audio
+from tests.audio.media import write_audio
 from tests.testlib import DATA, bigbuckbunny, bikes
 
 

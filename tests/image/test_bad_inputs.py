@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.image.helpers import extract, log_lines, tsv_map
-from tests.image.posters import bad_posters, photo, write_photos
+from tests.image.media import bad_posters, photo, write_photos
 from tests.image.reference import Reference, poster_rgb
 from tests.outputs import read_vector
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.image.helpers import MODELS, extract, log_lines, tsv_map
-from tests.image.posters import odd_posters, write_photos
+from tests.image.media import odd_posters, write_photos
 from tests.image.reference import Reference, poster_rgb
 from tests.outputs import read_vector
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.image.helpers import MODELS, extract
-from tests.image.posters import write_photos
+from tests.image.media import write_photos
 from tests.image.reference import Reference, poster_rgb
 from tests.outputs import read_vector
 from tests.testlib import DATA, REPO

@@ -1,9 +1,8 @@
-"""extract_text.py end to end: recipe parity, output format, resume, bad input, CLI errors."""
+"""extract_text.py end to end: output format, resume, bad input, CLI errors."""
 
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 
 import h5py
@@ -13,35 +12,7 @@ import pytest
 
 from tests.outputs import read_vectors
 from tests.testlib import DATA, REPO, run_script
-
-WORDS = ("a detective returns to her home town where the river has dried and every neighbour keeps a secret "
-         "about the night the mill burned while a young pianist learns that the orchestra is bankrupt").split()
-
-
-def make_plots(count: int, seed: int = 0) -> dict[str, str]:
-    """Plots of very different lengths, one longer than any model's maximum sequence length."""
-    rng = random.Random(seed)
-    plots = {str(i): " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 120))) for i in range(1, count + 1)}
-    plots["7"] = " ".join(rng.choice(WORDS) for _ in range(700))
-    return plots
-
-
-def write_tsv(path, plots: dict[str, str]):
-    path.write_text("movie_id\tplot\n" + "".join(f"{i}\t{p}\n" for i, p in plots.items()), encoding="utf-8")
-    return path
-
-
-@pytest.mark.parametrize("model, dim", [("minilm", 384), ("mpnet", 768), ("clip-text", 512)])
-def test_vectors_equal_one_plot_at_a_time_encode(tmp_path, text_store, encode_one_at_a_time, model, dim):
-    plots = make_plots(40)
-    result = run_script("extract_text.py", "--plots", write_tsv(tmp_path / "plots.tsv", plots), "--models", model,
-                        "--models-dir", text_store, "--output", tmp_path / "out", "--batch-size", "16")
-    assert result.returncode == 0, result.stderr
-    vectors = read_vectors(tmp_path / "out" / model)
-    assert set(vectors) == set(plots)
-    for movie_id, plot in plots.items():
-        assert vectors[movie_id].shape == (dim,)
-        np.testing.assert_allclose(vectors[movie_id], encode_one_at_a_time(model, plot), atol=1e-5, rtol=0)
+from tests.text.helpers import make_plots, write_tsv
 
 
 def test_default_run_writes_all_three_models_and_consolidates(tmp_path, text_store):

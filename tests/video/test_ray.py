@@ -2,7 +2,7 @@
 (mvit cuts the trailer into two clips)."""
 
 from tests.raylib import assert_engines_agree
-from tests.video.conftest import write_map
+from tests.testlib import write_map
 
 
 def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, video_store, trailers, ray_cluster):

@@ -1,5 +1,4 @@
-"""The video scripts end to end on a random-weight store: parity with the reference, shared
-decode against the single scripts, bad inputs, resume, consolidation, the demo.
+"""The video scripts end to end on a random-weight store: bad inputs, resume, consolidation, the demo.
 
 Every model run costs seconds per clip on two cores, so the catalogues are built to
 give one clip per model and trailer.
@@ -8,7 +7,6 @@ give one clip per model and trailer.
 from __future__ import annotations
 
 import json
-import shutil
 import os
 import subprocess
 
@@ -18,55 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.outputs import read_vector
-from m3l.models import models_of
-from tests.testlib import REPO, run_script
-from tests.video.conftest import write_map
-
-NAMES = [info.name for info in models_of("video")]
-DIMS = {"slowfast": 2304, "mvit": 768, "r2p1d": 512}
-
-
-def log_lines(output, folder: str) -> list[str]:
-    return (output / f"log_{folder}.txt").read_text().splitlines()
-
-
-def run_ok(script: str, *args) -> subprocess.CompletedProcess:
-    result = run_script(script, *args)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-@pytest.fixture(scope="module")
-def combined(tmp_path_factory, video_store, trailers):
-    """extract_video.py on real media (Big Buck Bunny's first 40 frames) and a variable-frame-rate
-    B-frame trailer starting at 1.5 s; --batch-size 2 puts both trailers' clips in one forward pass."""
-    folder = tmp_path_factory.mktemp("combined")
-    catalogue = write_map(folder / "trailers.tsv", [("1", trailers["bbb_head"]), ("2", trailers["vfr"])])
-    result = run_ok("extract_video.py", "--trailers", catalogue, "--models-dir", video_store,
-                    "--output", folder / "out", "--batch-size", 2)
-    return folder / "out", result
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_shared_decode_and_batched_clips_match_the_reference(name, combined, trailers, reference_models):
-    output, result = combined
-    assert f"{name}: 2 done, 0 already done, 0 failed" in result.stdout
-    for movie_id, trailer in (("1", trailers["bbb_head"]), ("2", trailers["vfr"])):
-        ours = read_vector(output / name, movie_id)
-        assert ours.shape == (DIMS[name],)
-        np.testing.assert_allclose(ours, reference_models(name).vector(trailer), atol=1e-4, rtol=0)
-    assert not np.allclose(read_vector(output / name, "1"), read_vector(output / name, "2"), atol=1e-2)
-
-
-def test_single_scripts_give_the_vectors_of_extract_video(combined, trailers, tmp_path, video_store):
-    folder = tmp_path / "trailers"
-    folder.mkdir()
-    shutil.copy(trailers["vfr"], folder / "2.mp4")  # a folder of <id>.<ext> files this time
-    for name in NAMES:
-        run_ok(f"extract_{name}.py", "--trailers", folder, "--models-dir", video_store, "--output", tmp_path / "out")
-        assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == sorted(NAMES[:NAMES.index(name) + 1])
-        np.testing.assert_allclose(read_vector(tmp_path / "out" / name, "2"), read_vector(combined[0] / name, "2"),
-                                   atol=1e-5, rtol=0)
+from tests.testlib import REPO, write_map
+from tests.video.helpers import DIMS, NAMES, log_lines, run_ok
 
 
 def test_consolidated_tables_hold_the_json_vectors(combined):

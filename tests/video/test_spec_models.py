@@ -8,7 +8,7 @@ from torchvision import transforms as T
 
 from m3l.media.video import decode
 from tests.spec_models import spec_encoder
-from tests.video.conftest import write_video
+from tests.video.media import write_video
 from tests.video.reference import Recipe, _scale, clip_of, decode_all_frames, windows
 
 VIDEOMAE = "MCG-NJU/videomae-base"
