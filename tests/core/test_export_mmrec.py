@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.core.outputs import random_vectors, write_features
+from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import run_script
 
 # MMRec's i_id_mapping.csv: movie id, item index; shuffled, with an item (6) that has no vector

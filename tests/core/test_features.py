@@ -10,7 +10,8 @@ from m3l.errors import UserError
 from m3l.models import MODELS
 from m3l.readers.features import choose_source, list_models, load_features, missing_reasons, read_log
 from m3l.store.consolidate import consolidate
-from tests.core.outputs import random_vectors, write_features
+from tests.core.sample_outputs import random_vectors, write_features
+from tests.outputs import read_vector
 
 SOURCES = ("parquet", "hdf5", "json")
 
@@ -174,7 +175,6 @@ def test_real_minilm_run_round_trips(minilm_output):
     ids, matrix = assert_same_everywhere(minilm_output, "minilm")
     assert ids == ["1", "2", "3", "4"] and matrix.shape == (4, 384)
     assert np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)  # MiniLM normalises
-    stored = json.loads((minilm_output / "minilm" / "3.json").read_text())["3"]
-    assert np.array_equal(matrix[2], np.asarray(stored, np.float32))
+    assert np.array_equal(matrix[2], read_vector(minilm_output / "minilm", "3"))
     [summary] = m3l.list_models(minilm_output)
     assert (summary.name, summary.count, summary.coverage) == ("minilm", 4, 1.0)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from m3l.readers.report import VectorStats, pca_2d, write_report
-from tests.core.outputs import random_vectors, write_features
+from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import DATA, run_script
 
 WIDTH, HEIGHT = 1280, 1800

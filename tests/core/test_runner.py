@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from m3l.engines.local import run
 from m3l.models import ModelInfo
 from m3l.models.base import Encoder
 from m3l.store.writer import FeatureStore
+from tests.outputs import read_vectors
 from tests.testlib import REPO, SRC
 
 INFO = ModelInfo("toy", "toy", "text", 3, (), "tests.core.test_runner:ToyEncoder")
@@ -43,10 +43,6 @@ class ToyEncoder(Encoder):
         return np.array([[*map(float, s.split(":")), len(samples)] for s in samples])
 
 
-def vectors(folder):
-    return {p.stem: json.loads(p.read_text())[p.stem] for p in folder.glob("*.json")}
-
-
 def run_toy(tmp_path, sources: dict[str, str], batch_size: int, workers: int = 0):
     encoder, store = ToyEncoder(), FeatureStore(tmp_path, INFO)
     items = [Item(movie_id, source) for movie_id, source in sources.items()]
@@ -57,16 +53,17 @@ def run_toy(tmp_path, sources: dict[str, str], batch_size: int, workers: int = 0
 def test_samples_of_many_items_share_batches_and_an_item_gets_the_mean_of_its_own(tmp_path):
     encoder, store = run_toy(tmp_path, {"1": "1:2|3:4", "2": "5:6", "3": "7:8|9:10|11:12"}, batch_size=4)
     assert encoder.batch_sizes == [4, 2]
-    got = vectors(tmp_path / "toy")
-    assert got["1"] == [2.0, 3.0, 4.0] and got["2"] == [5.0, 6.0, 4.0]
-    assert got["3"] == [9.0, 10.0, np.float32((4 + 2 + 2) / 3).item()]
+    got = read_vectors(tmp_path / "toy")
+    np.testing.assert_array_equal(got["1"], [2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(got["2"], [5.0, 6.0, 4.0])
+    np.testing.assert_array_equal(got["3"], np.float32([9.0, 10.0, (4 + 2 + 2) / 3]))
     assert (store.summary.done, store.summary.failed) == (3, 0)
 
 
 def test_a_failing_sample_fails_only_its_item(tmp_path):
     encoder, store = run_toy(tmp_path, {"1": "1:1", "2": "2:2|boom", "3": "3:3", "4": "bad-media", "5": ""},
                              batch_size=8)
-    assert sorted(vectors(tmp_path / "toy")) == ["1", "3"]
+    assert sorted(read_vectors(tmp_path / "toy")) == ["1", "3"]
     log = (tmp_path / "log_toy.txt").read_text().splitlines()
     reasons = {line.split(" ", 4)[2]: line.split(" ", 4)[3:] for line in log}
     assert reasons == {"2": ["failed", "RuntimeError: mat1 and mat2 shapes cannot be multiplied"],
@@ -78,7 +75,10 @@ def test_worker_processes_give_the_same_result_as_inline_decoding(tmp_path):
     sources = {str(i): f"{i}:{i + 1}|{i + 2}:{i}" for i in range(20)}
     run_toy(tmp_path / "inline", sources, batch_size=6, workers=0)
     run_toy(tmp_path / "workers", sources, batch_size=6, workers=2)
-    assert vectors(tmp_path / "inline" / "toy") == vectors(tmp_path / "workers" / "toy")
+    inline, workers = read_vectors(tmp_path / "inline" / "toy"), read_vectors(tmp_path / "workers" / "toy")
+    assert sorted(inline) == sorted(workers) == sorted(sources)
+    for movie_id, vector in inline.items():
+        np.testing.assert_array_equal(workers[movie_id], vector, err_msg=movie_id)
 
 
 def test_done_items_are_not_decoded_again(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from m3l.models import MODELS
 from m3l.store.consolidate import consolidate
-from tests.core.outputs import random_vectors, write_features
+from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import DATA, run_script
 
 IDS = [str(i) for i in range(1, 11)]

@@ -1,4 +1,5 @@
-"""Building feature output folders for the tests: JSON files and logs through the real feature store."""
+"""Sample feature output folders for the tests: random vectors written as JSON files and logs through the real
+feature store (tests/outputs.py reads them back)."""
 
 from __future__ import annotations
 
