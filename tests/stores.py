@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 # modules.json as the published sentence-transformers folders write it.
@@ -26,6 +27,13 @@ CLIP_PREPROCESSOR = {
     "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
     "resample": 3, "size": 224,
 }
+
+
+def model_store(root: Path, *builders: Callable[[Path], object]) -> Path:
+    """`root` filled by each builder in turn (each adds its model's folder or files)."""
+    for build in builders:
+        build(root)
+    return root
 
 
 def minilm_source() -> Path:

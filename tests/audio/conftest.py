@@ -20,6 +20,7 @@ import torch
 
 from tests.audio.reference import VGG, make_layers
 from tests.audio.media import write_audio
+from tests.stores import model_store
 
 WHISPER = "openai/whisper-base"
 AST = "MIT/ast-finetuned-audioset-10-10-0.4593"
@@ -85,11 +86,7 @@ def add_vggish(store: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def audio_store(tmp_path_factory) -> Path:
-    store = tmp_path_factory.mktemp("models")
-    add_whisper(store)
-    add_ast(store)
-    add_vggish(store)
-    return store
+    return model_store(tmp_path_factory.mktemp("models"), add_whisper, add_ast, add_vggish)
 
 
 @pytest.fixture(scope="session")

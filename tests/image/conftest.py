@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stores import add_clip
+from tests.stores import add_clip, model_store
 
 VGG = "torchvision/vgg16-397923af.pth"
 VIT = "google/vit-base-patch16-224-in21k"
@@ -55,8 +55,4 @@ def add_vit(store: Path, seed: int = 2) -> Path:
 
 @pytest.fixture(scope="session")
 def image_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("image-models")
-    add_clip(store)
-    add_vgg(store)
-    add_vit(store)
-    return store
+    return model_store(tmp_path_factory.mktemp("image-models"), add_clip, add_vgg, add_vit)

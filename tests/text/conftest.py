@@ -1,16 +1,12 @@
 import pytest
 
-from tests.stores import add_clip, add_minilm, add_mpnet
+from tests.stores import add_clip, add_minilm, add_mpnet, model_store
 
 
 @pytest.fixture(scope="session")
 def text_store(tmp_path_factory):
     """A model store with the real MiniLM and random-weight mpnet and CLIP folders."""
-    store = tmp_path_factory.mktemp("models")
-    add_minilm(store)
-    add_mpnet(store)
-    add_clip(store)
-    return store
+    return model_store(tmp_path_factory.mktemp("models"), add_minilm, add_mpnet, add_clip)
 
 
 @pytest.fixture(scope="session")
