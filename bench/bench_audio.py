@@ -31,7 +31,7 @@ MODELS = ("whisper", "ast", "vggish")
 
 
 def build_store(root: Path, full_size: bool) -> Path:
-    from tests.audio.conftest import add_ast, add_vggish, add_whisper
+    from tests.audio.stores import add_ast, add_vggish, add_whisper
 
     store = root / "models"
     add_whisper(store, full_size)

@@ -51,7 +51,7 @@ def make_posters(folder: Path, count: int) -> Path:
 def build_store(root: Path, names: list[str], tiny: bool) -> Path:
     """Random weights for `names` in the store's formats: the tests' tiny models, enlarged to the
     real architectures unless `tiny`."""
-    from tests.image.conftest import add_vgg, add_vit
+    from tests.image.stores import add_vgg, add_vit
     from tests.stores import add_clip
 
     if "vgg" in names:

@@ -53,7 +53,7 @@ MODELS = ("slowfast", "mvit", "r2p1d")
 
 
 def build_store(root: Path) -> Path:
-    from tests.video.conftest import save_random_model
+    from tests.video.stores import save_random_model
 
     store = root / "models"
     for seed, name in enumerate(MODELS):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from m3l.models import models_of
-from tests.audio.conftest import AST, VGGISH, VGGISH_PCA, WHISPER
+from tests.audio.stores import AST, VGGISH, VGGISH_PCA, WHISPER
 from tests.audio.helpers import FOLDERS
 from tests.audio.reference import ast_vector, vggish_vector, whisper_vector
 from tests.outputs import read_vectors

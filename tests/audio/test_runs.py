@@ -11,7 +11,7 @@ import pytest
 
 from m3l.models import MODELS
 from m3l.models.audio import WhisperEncoder
-from tests.audio.conftest import WHISPER
+from tests.audio.stores import WHISPER
 from tests.audio.helpers import FOLDERS, log_lines
 from tests.audio.media import music
 from tests.outputs import read_vectors

@@ -8,7 +8,7 @@ from m3l.media.audio import Soundtrack
 from m3l.models import MODELS
 from m3l.models.vggish import VGGishEncoder, load_pca, log_mel_examples
 from tests.audio import reference
-from tests.audio.conftest import VGGISH, VGGISH_PCA
+from tests.audio.stores import VGGISH, VGGISH_PCA
 from tests.audio.media import music
 
 

@@ -55,11 +55,11 @@ EXTRACTORS = [
     Extractor("text", "extract_text.py", "minilm", ("minilm",),
               ("tests.stores:add_minilm",), items=60, batch_size=4),
     Extractor("image", "extract_images.py", "clip-image,vit", ("clip-image", "vit"),
-              ("tests.stores:add_clip", "tests.image.conftest:add_vit"), items=24, batch_size=4),
+              ("tests.stores:add_clip", "tests.image.stores:add_vit"), items=24, batch_size=4),
     Extractor("audio", "extract_audio.py", "vggish", ("audio_vggish",),
-              ("tests.audio.conftest:add_vggish",), items=12, batch_size=2),
+              ("tests.audio.stores:add_vggish",), items=12, batch_size=2),
     Extractor("video", "extract_video.py", "r2p1d", ("r2p1d",),
-              ("tests.video.conftest:add_r2p1d",), items=4, batch_size=2),
+              ("tests.video.stores:add_r2p1d",), items=4, batch_size=2),
 ]
 TEXT = EXTRACTORS[0]
 

@@ -3,7 +3,7 @@
 It does everything the plain way: decode every frame up to 30 s into a list, cut the
 list into windows, pad or drop the last one, preprocess each window on its own with
 torchvision's transforms, and run the model on one clip at a time. It never imports
-m3l. The model builders also serve tests/video/conftest.py, which saves random
+m3l. The model builders also serve tests/video/stores.py, which saves random
 weights in the publishers' formats.
 """
 
