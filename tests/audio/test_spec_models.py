@@ -67,7 +67,7 @@ def test_another_sampling_rate_is_a_user_error(spec_store):
 def test_spec_model_runs_through_extract_audio(spec_store, tmp_path):
     from m3l.cli import main
     from m3l.readers.features import load_features
-    from tests.audio.sounds import write_audio
+    from tests.audio.media import write_audio
 
     trailers = tmp_path / "trailers"
     trailers.mkdir()
