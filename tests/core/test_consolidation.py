@@ -21,7 +21,7 @@ from m3l.readers.features import load_features
 from m3l.store.consolidate import consolidate
 from m3l.store.format import BEYOND_FLOAT32, parse_vector
 from m3l.store.writer import FeatureStore
-from tests.core.outputs import random_vectors, write_features
+from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import REPO
 
 MINILM = MODELS["minilm"]
