@@ -25,7 +25,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -122,15 +122,11 @@ class ModelStore:
     def digest(self, entry: StoreEntry) -> str:
         """The entry's content digest, from its manifest.
 
-        An entry without one (copied in by hand) is hashed, and the manifest written when the store is
-        writable, so that its files are hashed once, not at every run.
+        An entry without one (copied in by hand) is hashed at every run: a run only reads the
+        store, which may be shared or read-only.
         """
         manifest = self.manifest(entry)
-        if manifest is None:
-            manifest = {"source": None, "revision": None, "commit": None, "files": file_table(self.path(entry))}
-            with suppress(OSError):
-                _write_json(self.manifest_path(entry), manifest)
-        return digest_of(manifest["files"])
+        return digest_of(manifest["files"] if manifest else file_table(self.path(entry)))
 
     def weights_digest(self, entries: tuple[StoreEntry, ...]) -> str:
         """One digest for a model's entries (vggish has two files)."""
