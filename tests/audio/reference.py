@@ -22,22 +22,22 @@ THIRTY_SECONDS = 480000
 
 # --- waveform ------------------------------------------------------------------------------
 
-def decode_waveform(path: Path | str) -> np.ndarray:
-    """First audio stream → FFmpeg down-mix and resample to mono 16 kHz, frame by frame, first 30 s."""
+def decode_waveform(path: Path | str, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """First audio stream → FFmpeg down-mix and resample to mono `rate` Hz, frame by frame, first 30 s."""
     import av
 
     container = av.open(str(path))
-    resampler = av.AudioResampler(format="fltp", layout="mono", rate=SAMPLE_RATE)
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
     pieces, total = [], 0
     for frame in container.decode(audio=0):
         frame.pts = None
         for out in resampler.resample(frame):
             pieces.append(out.to_ndarray().reshape(-1))
             total += out.samples
-        if total >= THIRTY_SECONDS:
+        if total >= 30 * rate:
             break
     container.close()
-    return np.concatenate(pieces)[:THIRTY_SECONDS]
+    return np.concatenate(pieces)[:30 * rate]
 
 
 # --- whisper and AST -----------------------------------------------------------------------

@@ -1,15 +1,18 @@
-"""Model specs on soundtracks: hf-audio: (wav2vec 2.0, a Whisper encoder) against straight transformers calls."""
+"""Model specs on soundtracks: hf-audio: (wav2vec 2.0, a Whisper encoder, a 48 kHz extractor) against straight
+transformers calls."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from m3l.errors import UserError
-from m3l.media.audio import Soundtrack
+from m3l.catalog import Item
+from m3l.media.audio import Soundtrack, loader_for
+from tests.audio.reference import decode_waveform
+from tests.audio.media import write_audio
 from tests.spec_models import spec_encoder
 
-WAV2VEC2, WHISPER, AT_48K = "facebook/wav2vec2-base-960h", "openai/whisper-large-v3", "laion/clap-htsat-unfused"
+WAV2VEC2, WHISPER, AT_48K = "facebook/wav2vec2-base-960h", "openai/whisper-large-v3", "example/wav2vec2-48khz"
 CONV = dict(conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=16,
             num_conv_pos_embedding_groups=2)
 
@@ -36,7 +39,8 @@ def spec_store(tmp_path_factory):
                                vocab_size=99, max_target_positions=32, pad_token_id=0, bos_token_id=1,
                                eos_token_id=2, decoder_start_token_id=1)).eval().save_pretrained(store / WHISPER)
     WhisperFeatureExtractor(feature_size=80).save_pretrained(store / WHISPER)
-    Wav2Vec2FeatureExtractor(sampling_rate=48_000).save_pretrained(store / AT_48K)
+    Wav2Vec2Model(Wav2Vec2Config(**tiny, **CONV)).eval().save_pretrained(store / AT_48K)
+    Wav2Vec2FeatureExtractor(sampling_rate=48_000, return_attention_mask=False).save_pretrained(store / AT_48K)
     return store
 
 
@@ -59,15 +63,26 @@ def test_hf_audio_spec_equals_mean_of_last_hidden_state(spec_store, repo_id):
     np.testing.assert_allclose(encoder.embed(samples), np.stack(expected), atol=1e-4, rtol=0)
 
 
-def test_another_sampling_rate_is_a_user_error(spec_store):
-    with pytest.raises(UserError, match="asks for 48000 Hz"):
-        spec_encoder(spec_store, f"hf-audio:{AT_48K}")
+def test_an_extractor_at_48_khz_gets_the_soundtrack_resampled_to_48_khz_in_the_same_decode(spec_store, tmp_path):
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    trailer = write_audio(tmp_path / "1.m4a", 2.5)  # 44.1 kHz stereo AAC
+    at_48k, at_16k = spec_encoder(spec_store, f"hf-audio:{AT_48K}"), spec_encoder(spec_store, f"hf-audio:{WAV2VEC2}")
+    soundtrack = loader_for([at_48k, at_16k])(Item("1", str(trailer)))
+    np.testing.assert_array_equal(soundtrack.waveform, decode_waveform(trailer))
+    waveform = decode_waveform(trailer, rate=48_000)
+    np.testing.assert_array_equal(soundtrack.at(48_000), waveform)
+    extractor = AutoFeatureExtractor.from_pretrained(spec_store / AT_48K)
+    model = AutoModel.from_pretrained(spec_store / AT_48K).eval()
+    with torch.no_grad():
+        expected = model(**extractor(waveform, sampling_rate=48_000, return_tensors="pt")).last_hidden_state[0].mean(0)
+    np.testing.assert_allclose(at_48k.embed(at_48k.preprocess(soundtrack))[0], expected.numpy(), atol=1e-4, rtol=0)
 
 
 def test_spec_model_runs_through_extract_audio(spec_store, tmp_path):
     from m3l.cli import main
     from m3l.readers.features import load_features
-    from tests.audio.media import write_audio
 
     trailers = tmp_path / "trailers"
     trailers.mkdir()

@@ -50,9 +50,9 @@ def test_decoding_stops_after_thirty_seconds_without_reading_the_rest(tmp_path):
 
     path = write_audio(tmp_path / "minute.flac", seconds=60.0, rate=16000, layout="mono")
     with CountingReader(path) as reader, av.open(reader) as container:
-        chunks, collected, error = _decode(container, MAX_SAMPLES)
+        chunks, collected, error = _decode(container, {16000: MAX_SAMPLES})
         fraction_read = reader.bytes_read / path.stat().st_size
-    assert error is None and collected >= MAX_SAMPLES
+    assert error is None and collected[16000] >= MAX_SAMPLES
     assert fraction_read < 0.7
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from m3l.errors import UserError
 from m3l.media.audio import SAMPLE_RATE, Soundtrack
 from m3l.media.image import Poster
 from m3l.models.audio import quiet_transformers, half_precision
@@ -188,7 +187,7 @@ class TimmEncoder(_PixelEncoder):
 
 
 class HFAudioEncoder(_SpecEncoder):
-    """hf-audio: AutoFeatureExtractor on the recipe's 16 kHz waveform + AutoModel (its encoder, for
+    """hf-audio: AutoFeatureExtractor on the recipe's waveform at the extractor's `sampling_rate` + AutoModel (its encoder, for
     encoder-decoder models such as Whisper); mean over time of the last hidden state, or the
     model's audio embedding (`get_audio_features`, CLAP-style)."""
 
@@ -198,20 +197,17 @@ class HFAudioEncoder(_SpecEncoder):
 
         # Made in the main process, so that forked loader workers inherit it ready.
         self.extractor = self._from_pretrained(AutoFeatureExtractor.from_pretrained)
-        rate = getattr(self.extractor, "sampling_rate", SAMPLE_RATE)
-        if rate != SAMPLE_RATE:
-            raise UserError(f"{self.info.name}: its feature extractor asks for {rate} Hz audio; the soundtrack "
-                            f"decode gives {SAMPLE_RATE} Hz only")
+        self.sample_rate: int = getattr(self.extractor, "sampling_rate", SAMPLE_RATE)  # asked by the audio loader
 
     def preprocess(self, soundtrack: Soundtrack) -> list[dict[str, np.ndarray]]:
-        return [self.features(soundtrack.waveform)]
+        return [self.features(soundtrack.at(self.sample_rate))]
 
     def features(self, waveform: np.ndarray) -> dict[str, np.ndarray]:
-        arrays = self.extractor(waveform, sampling_rate=SAMPLE_RATE, return_tensors="np")
+        arrays = self.extractor(waveform, sampling_rate=self.sample_rate, return_tensors="np")
         return {key: value[0] for key, value in arrays.items()}
 
     def probe(self) -> dict[str, np.ndarray]:
-        return self.features(np.zeros(SAMPLE_RATE, dtype=np.float32))
+        return self.features(np.zeros(self.sample_rate, dtype=np.float32))
 
     def load(self) -> None:
         from transformers import AutoModel
