@@ -26,7 +26,6 @@ runs in seconds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -40,28 +39,13 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from common import REPO, parser
 
-from m3l.store.writer import FeatureStore  # noqa: E402
-from m3l.models import MODELS  # noqa: E402
+from m3l.models import MODELS
+from m3l.store.writer import FeatureStore
 
 MODEL_OF_DIM = {384: "minilm", 768: "mpnet"}
-FLOOR = """
-import json, os, sys
-folder = sys.argv[1]
-with os.scandir(folder) as entries:
-    for entry in entries:
-        if entry.name.endswith(".json"):
-            with open(entry.path, "rb") as handle:
-                json.loads(handle.read())
-"""
-LOAD = """
-import sys
-from m3l.readers.features import load_features
-ids, matrix = load_features(sys.argv[1], sys.argv[2])
-assert matrix.shape[0] == len(ids)
-"""
+STEPS_DIR = Path(__file__).resolve().parent / "store_steps"
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -110,8 +94,8 @@ def model_store(root: Path, model: str) -> Path:
     (a child inherits its parent's peak RSS across exec)."""
     store = root / "models"
     if not (store / MODELS[model].files[0].path).exists():
-        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; "
-                        f"from tests.stores import add_{model}; add_{model}(Path({str(store)!r}))"], check=True)
+        subprocess.run([sys.executable, "-m", "tests.build_store", str(store), f"tests.stores:add_{model}"],
+                       cwd=REPO, check=True)
     return store
 
 
@@ -130,7 +114,7 @@ def measure(root: Path, count: int, dim: int, repeats: int) -> dict[str, object]
                "--models-dir", str(model_store(root, model)), "--models", model, "--device", "cpu"]
     consolidate = [python, str(REPO / "src/consolidate.py"), "--output", str(output)]
     row = {"items": count, "dim": dim, "create first 10%": first, "create last 10%": last}
-    row["floor"] = median([python, "-c", FLOOR, str(folder)], repeats)
+    row["floor"] = median([python, str(STEPS_DIR / "floor.py"), str(folder)], repeats)
     empty = work / "empty.tsv"
     empty.write_text("movie_id\tplot\n")
     row["startup"] = median([*extract[:2], "--plots", str(empty), "--output", str(work / "empty"), *extract[6:]],
@@ -141,7 +125,7 @@ def measure(root: Path, count: int, dim: int, repeats: int) -> dict[str, object]
     write_folder(output, model, range(count + 1, count + 1 + max(1, count // 100)))
     row["incremental"] = timed(consolidate)
     row["verify"] = median([python, str(REPO / "src/verify.py"), "--output", str(output)], repeats)
-    row["load"] = median([python, "-c", LOAD, str(output), model], repeats)
+    row["load"] = median([python, str(STEPS_DIR / "load.py"), str(output), model], repeats)
     shutil.rmtree(work)
     return row
 
@@ -149,8 +133,9 @@ def measure(root: Path, count: int, dim: int, repeats: int) -> dict[str, object]
 STEPS = ("floor", "startup", "rerun, no idx", "rerun", "consolidate", "incremental", "verify", "load")
 
 
-def print_table(rows: list[dict[str, object]]) -> None:
-    print(f"\n{'items':>9} {'dim':>4} {'step':<14} {'seconds':>9} {'x floor':>8} {'peak RSS':>9} {'float32 matrix':>15}")
+def print_table(rows: list[dict[str, object]], repeats: int) -> None:
+    print(f"\nseconds: median of {repeats} up to 20,000 x 768 values, one run above")
+    print(f"{'items':>9} {'dim':>4} {'step':<14} {'seconds':>9} {'x floor':>8} {'peak RSS':>9} {'float32 matrix':>15}")
     for row in rows:
         matrix = row["items"] * row["dim"] * 4 / 2**30
         floor = row["floor"][0]
@@ -165,12 +150,11 @@ def print_table(rows: list[dict[str, object]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="20000,200000,1000000")
-    parser.add_argument("--dims", default="384,768")
-    parser.add_argument("--root", type=Path, default=None, help="where the folders go (default: a temporary folder)")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--sizes", default="20000,200000,1000000")
+    options.add_argument("--dims", default="384,768")
+    options.add_argument("--root", type=Path, default=None, help="where the folders go (default: a temporary folder)")
+    args = options.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench_store_", dir=args.root))
     print(f"folders under {root}; free: {shutil.disk_usage(root).free / 2**30:.0f} GiB", flush=True)
     rows = []
@@ -180,10 +164,10 @@ def main() -> None:
                 repeats = args.repeats if count * dim <= 20000 * 768 else 1
                 rows.append(measure(root, count, dim, repeats))
                 print(json.dumps(rows[-1]), flush=True)
-                print_table(rows[-1:])
+                print_table(rows[-1:], args.repeats)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print_table(rows)
+    print_table(rows, args.repeats)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "bench_video.py": ("video", ["--trailers", "1", "--loops", "1", "--repeats", "1", "--end-to-end-repeats", "0",
                                  "--feed-trailers", "4"]),
     "bench_spec_models.py": ("text", ["--modality", "text", "--items", "4", "--repeats", "1"]),
+    "bench_store.py": ("text", ["--sizes", "200", "--dims", "384", "--repeats", "1"]),
 }
 
 # Benchmarks whose smallest run takes minutes (Ray's start-up and actors) or needs a GPU: their tests
