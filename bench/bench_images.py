@@ -28,9 +28,9 @@ from PIL import Image
 
 from common import median_seconds, parser, print_table
 from m3l import models
-from m3l.catalog import IMAGE_EXTENSIONS, read_media
 from m3l.engines.local import run
 from m3l.media.image import PosterLoader, read_poster
+from m3l.modalities import MODALITIES
 from m3l.store.writer import FeatureStore
 from tests.testlib import skimage_photo
 
@@ -100,7 +100,7 @@ def load_encoders(store: Path, names: list[str]) -> list:
 
 
 def end_to_end(posters: Path, encoders: list, output: Path, batch_size: int, workers: int) -> None:
-    catalogue = read_media(posters, IMAGE_EXTENSIONS)
+    catalogue = MODALITIES["image"].read_catalogue(posters)
     stores = {e.info.folder: FeatureStore(output, e.info) for e in encoders}
     run(catalogue.items, PosterLoader(), encoders, stores, batch_size, workers)
     assert all(store.summary.done == len(catalogue.items) for store in stores.values())

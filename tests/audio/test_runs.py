@@ -68,7 +68,7 @@ def test_a_rerun_resumes_and_recomputes_a_corrupt_file(audio_store, sounds, tmp_
     assert second.returncode == 0, second.stderr
     assert "audio_whisper: 2 done, 1 already done, 0 failed" in second.stdout
     assert [line for line in log_lines(output, "whisper") if "recompute" in line] == [
-        "audio_whisper 11 recompute existing JSON file is corrupt or incomplete"]
+        "audio_whisper 11 recompute existing 11.json: files that do not parse"]
     after = read_vectors(output / FOLDERS["whisper"])
     assert sorted(after) == ["10", "11", "12"]
     assert (output / "audio_whisper" / "10.json").stat().st_mtime_ns == untouched
