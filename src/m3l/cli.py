@@ -199,7 +199,7 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
 def provenance_of(encoder: Encoder, models_dir: Path) -> dict:
     info = encoder.info
     weights = ModelStore(models_dir).weights_digest(info.files)
-    return provenance.record(info.name, weights, info.recipe, "fp16" if encoder.half else "fp32", encoder.device)
+    return provenance.record(info.name, weights, info.recipe, encoder.arithmetic, encoder.device)
 
 
 @contextmanager

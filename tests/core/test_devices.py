@@ -13,6 +13,7 @@ import torch
 from m3l.cli import MAX_AUTO_WORKERS, main, resolve_workers
 from m3l.engines.pipeline import load_encoders
 from m3l.modalities import MODALITIES
+from m3l.models import lookup
 from m3l.models.base import Encoder
 from tests.core.extractors import EXTRACTORS, arguments, assert_same_vectors, in_private_mounts, make_catalogue, snapshot
 from tests.outputs import read_vectors
@@ -50,6 +51,15 @@ def test_tf32_is_on_only_for_the_fast_precisions(precision, tf32):
     assert torch.backends.cudnn.allow_tf32 is tf32
     assert torch.backends.cuda.matmul.allow_tf32 is tf32
 
+
+
+@pytest.mark.parametrize("model, device, precision, arithmetic", [
+    ("minilm", "cpu", "tf32", "fp32"), ("minilm", "cuda", "auto", "fp32"), ("minilm", "cuda", "tf32", "tf32"),
+    ("minilm", "cuda", "fp16", "fp16"), ("whisper", "cuda", "auto", "fp16"), ("whisper", "cpu", "auto", "fp32")])
+def test_provenance_records_the_arithmetic_the_vectors_were_computed_in(model, device, precision, arithmetic):
+    """TF32 changes the numbers only where it exists (CUDA), so a tf32 run on a CPU may share a folder
+    with an fp32 one; on a GPU it may not."""
+    assert Weightless(lookup(model), [], device, precision).arithmetic == arithmetic
 
 def write_plots(path: Path, plots: list[str]) -> Path:
     path.write_text("movie_id\tplot\n" + "".join(f"{i}\t{plot}\n" for i, plot in enumerate(plots, 1)))

@@ -103,7 +103,7 @@ def test_killed_driver_resumes_to_the_clean_result(tmp_path, minilm_store, ray_c
     assert extract(tsv, minilm_store, output, "--models", "minilm", "--engine", "ray", "--batch-size", "16") == 0
     summary = capsys.readouterr().out
     assert f"{len(plots) - done_before} done, {done_before} already done, 0 failed" in summary
-    assert sorted(p.name for p in (output / "minilm").iterdir()) == sorted(f"{i}.json" for i in plots)
+    assert sorted(p.name for p in (output / "minilm").glob("*.json")) == sorted(f"{i}.json" for i in plots)
     assert extract(tsv, minilm_store, tmp_path / "clean", "--models", "minilm") == 0
     assert_same_vectors(read_vectors(output / "minilm"), read_vectors(tmp_path / "clean" / "minilm"))
 

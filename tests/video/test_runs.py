@@ -56,7 +56,7 @@ def test_every_bad_input_is_logged_and_the_run_goes_on(bad_run):
                      "slowfast 15 warning stream ended after 40 of the 80 frames",
                      "slowfast 16 warning undecodable packet at"):
         assert expected in log
-    assert sorted(p.name for p in (output / "slowfast").iterdir()) == ["15.json", "16.json"]
+    assert sorted(p.name for p in (output / "slowfast").glob("*.json")) == ["15.json", "16.json"]
 
 
 def test_a_stream_failing_part_way_uses_the_frames_before_it(bad_run, bad_trailers, reference_models):

@@ -34,6 +34,13 @@ class Encoder(ABC):
             return self.info.auto_precision == "fp16" and self.device.startswith("cuda")
         return self.precision == "fp16"
 
+    @property
+    def arithmetic(self) -> str:
+        """What the vectors are computed in, as provenance records it: fp16, tf32 (CUDA only) or fp32."""
+        if self.half:
+            return "fp16"
+        return "tf32" if self.precision == "tf32" and self.device.startswith("cuda") else "fp32"
+
     def preprocess(self, media: Any) -> list[Any]:
         """Decoded media of one item → its samples. Runs in loader workers."""
         return [media]
