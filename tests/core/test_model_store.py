@@ -15,7 +15,7 @@ import pytest
 
 from m3l import models
 from m3l.errors import UserError
-from m3l.model_store import ModelStore, StoreEntry, offline
+from m3l.model_store import ModelStore, StoreEntry, digest_of, offline
 from tests.hub import Hub, read_folder
 from tests.outputs import read_vectors
 from tests.stores import add_clip
@@ -283,7 +283,7 @@ def test_present_entries_are_used_without_any_network(tmp_path, monkeypatch):
     assert ModelStore(tmp_path).require((entry,), "fill it") == [tmp_path / "openai" / "whisper-base"]
 
 
-def test_an_entry_copied_in_by_hand_is_hashed_once_into_a_manifest(tmp_path):
+def test_an_entry_copied_in_by_hand_is_hashed_without_writing_to_the_store(tmp_path):
     entry = StoreEntry("openai/whisper-base", repo_id="openai/whisper-base")
     folder = tmp_path / entry.path
     (folder / "sub").mkdir(parents=True)
@@ -291,9 +291,10 @@ def test_an_entry_copied_in_by_hand_is_hashed_once_into_a_manifest(tmp_path):
     (folder / "sub" / "weights.bin").write_bytes(b"w" * 100)
     store = ModelStore(tmp_path)
     digest = store.digest(entry)
-    assert store.manifest(entry)["files"]["sub/weights.bin"] == {
-        "size": 100, "sha256": hashlib.sha256(b"w" * 100).hexdigest()}
-    assert store.check(entry) == []
+    assert digest == digest_of({"config.json": {"sha256": hashlib.sha256(b"{}").hexdigest()},
+                                "sub/weights.bin": {"sha256": hashlib.sha256(b"w" * 100).hexdigest()}})
+    assert store.manifest(entry) is None and sorted(p.name for p in tmp_path.iterdir()) == ["openai"]
+    assert store.check(entry) == [f"{folder}: no manifest ({entry.path.split('/')[-1]}.MANIFEST.json); "
+                                  "its files cannot be checked"]
     (folder / "sub" / "weights.bin").write_bytes(b"v" * 100)
-    assert store.digest(entry) == digest  # the manifest, not the files, names the entry...
-    assert [line.split(": ")[0] for line in store.check(entry)] == [str(folder / "sub" / "weights.bin")]  # ...--check
+    assert store.digest(entry) != digest  # without a manifest, the files themselves name the entry
