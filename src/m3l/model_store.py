@@ -116,8 +116,20 @@ class ModelStore:
         return self.root / (entry.path + MANIFEST_SUFFIX)
 
     def manifest(self, entry: StoreEntry) -> dict | None:
+        """The entry's manifest, None when it has none; a damaged one is the user's to remove."""
         path = self.manifest_path(entry)
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            manifest = json.loads(path.read_bytes())
+            files = manifest.get("files")
+            if isinstance(files, dict) and all(isinstance(f, dict) and "sha256" in f and "size" in f
+                                               for f in files.values()):
+                return manifest
+        except (ValueError, AttributeError):
+            pass
+        raise UserError(f"{path} is not a model-store manifest (damaged?); remove it, then download the "
+                        f"entry again or let its files be hashed as they are")
 
     def digest(self, entry: StoreEntry) -> str:
         """The entry's content digest, from its manifest.

@@ -298,3 +298,12 @@ def test_an_entry_copied_in_by_hand_is_hashed_without_writing_to_the_store(tmp_p
                                   "its files cannot be checked"]
     (folder / "sub" / "weights.bin").write_bytes(b"v" * 100)
     assert store.digest(entry) != digest  # without a manifest, the files themselves name the entry
+
+
+@pytest.mark.parametrize("content", ["{", "[]", '{"source": null}', '{"files": {"a": 1}}'])
+def test_a_damaged_manifest_is_one_clear_error(tmp_path, content):
+    entry = StoreEntry("openai/whisper-base", repo_id="openai/whisper-base")
+    (tmp_path / entry.path).mkdir(parents=True)
+    (tmp_path / (entry.path + ".MANIFEST.json")).write_text(content)
+    with pytest.raises(UserError, match="is not a model-store manifest"):
+        ModelStore(tmp_path).digest(entry)
