@@ -4,6 +4,7 @@ unless --allow-mixed, which logs each id; verify flags a mixed folder; consolida
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import h5py
@@ -120,3 +121,21 @@ def test_what_refuses_and_what_only_warns(tmp_path, capsys, changes, outcome):
         assert log.claim(entry(**changes), allow_mixed=False, has_vectors=True) is None
         assert ("warning:" in capsys.readouterr().err) is (outcome == "warns")
     assert log.records() == [entry()]
+
+
+@pytest.mark.parametrize("planted", ["symlink", "fifo", "damaged"])
+def test_a_planted_provenance_file_is_refused_never_followed_or_waited_on(tmp_path, planted):
+    folder = tmp_path / "minilm"
+    folder.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched\n")
+    path = folder / "provenance.jsonl"
+    if planted == "symlink":
+        path.symlink_to(outside)
+    elif planted == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text("{not json\n")
+    with pytest.raises(UserError, match="symbolic link|not a regular file|is damaged"):
+        ProvenanceLog(folder).claim(record("minilm", "w", 1, "fp32", "cpu"), allow_mixed=False, has_vectors=False)
+    assert outside.read_text() == "untouched\n"

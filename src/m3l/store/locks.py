@@ -11,7 +11,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from m3l.models import ModelInfo
-from m3l.store.writer import TEMP_SUFFIX, OutputError, open_regular
+from m3l.store.files import OutputError, open_regular
+from m3l.store.writer import TEMP_SUFFIX
 
 
 def _lock_holder(fd: int) -> str:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from m3l.errors import UserError
+from m3l.store.files import open_regular
 
 FILE_NAME = "provenance.jsonl"
 METADATA_KEY = "m3l_provenance"  # Parquet schema metadata key and HDF5 attribute: the JSON of `summary()`
@@ -84,9 +86,15 @@ class ProvenanceLog:
         self.path = self.folder / FILE_NAME
 
     def lines(self) -> list[dict]:
-        if not self.path.is_file():
+        if not os.path.lexists(self.path):
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        with os.fdopen(open_regular(self.path, os.O_RDONLY), encoding="utf-8") as handle:
+            text = handle.read()
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError:
+            raise UserError(f"{self.path} is damaged (a line is not JSON); restore it, or write elsewhere "
+                            "with --output") from None
 
     def records(self) -> list[dict]:
         return [line["record"] for line in self.lines() if "record" in line]
@@ -105,7 +113,8 @@ class ProvenanceLog:
         return {"provenance": records[0], "others": others}
 
     def _append(self, line: dict) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
+        fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, sort_keys=True) + "\n")
 
     def claim(self, current: dict, allow_mixed: bool, has_vectors: bool) -> Callable[[str], None] | None:
