@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,18 @@ def test_spec_download_takes_only_what_its_loader_reads(spec_store, tmp_path):
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "models" / HF_ID
     assert {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} == set(published)
+
+
+@pytest.mark.parametrize("planted", ["fifo", "symlink", "not a marker"])
+def test_a_planted_spec_marker_is_no_marker_and_never_blocks(tmp_path, planted):
+    folder = tmp_path / spec.parse("st:BAAI/bge-small-en-v1.5").folder
+    folder.mkdir()
+    marker = folder / spec.MARKER
+    if planted == "fifo":
+        os.mkfifo(marker)
+    elif planted == "symlink":
+        (tmp_path / "elsewhere").write_text('{"spec": "st:BAAI/bge-small-en-v1.5", "dim": 384}')
+        marker.symlink_to(tmp_path / "elsewhere")
+    else:
+        marker.write_text("[1, 2]")
+    assert spec.read_marker(folder) is None

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -165,10 +167,14 @@ def marker_bytes(info: SpecInfo) -> bytes:
 
 def read_marker(folder: Path) -> SpecInfo | None:
     """The SpecInfo recorded in an output folder (dim included once known); None for other folders."""
-    try:
-        recorded = json.loads((Path(folder) / MARKER).read_bytes())
+    try:  # a link or FIFO planted at the marker's name is no marker: never followed or waited on
+        fd = os.open(Path(folder) / MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            recorded = json.loads(handle.read(1 << 16))
         spec, dim = recorded["spec"], int(recorded.get("dim") or 0)
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     try:
         info = parse(spec)
