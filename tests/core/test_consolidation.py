@@ -134,38 +134,51 @@ MEMORY_CHILD = textwrap.dedent("""
     from pathlib import Path
     import h5py, numpy, orjson, pyarrow, pyarrow.parquet
     from dataclasses import replace
+    import m3l.store.format
     from m3l.models import MODELS
+    from m3l.readers.audit import audit_model
     from m3l.store.consolidate import consolidate
 
     def rss_kib(field):
         status = Path("/proc/self/status").read_text().splitlines()
         return int(next(line for line in status if line.startswith(field)).split()[1])
 
+    step, output, dim = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    info = replace(MODELS["minilm"], name="tiny", folder="tiny", dim=dim)
+    m3l.store.format.CHUNK_BYTES = 1 << 20  # chunks far smaller than the matrix, as in a big folder
     before = rss_kib("VmRSS:")
     Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
-    consolidate(Path(sys.argv[1]), replace(MODELS["minilm"], name="tiny", folder="tiny", dim=int(sys.argv[2])))
+    if step == "consolidate":
+        consolidate(output, info)
+    else:
+        assert audit_model(output, info, None).problems(accept_logged=False) == 0
     print(rss_kib("VmHWM:") - before)
 """)
 
 
-def peak_rss_growth_kib(output, dim):
-    """How far consolidation raises the peak RSS of a fresh process above what its imports hold."""
+def peak_rss_growth_kib(step, output, dim):
+    """How far a step raises the peak RSS of a fresh process above what its imports hold."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(output), str(dim)], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, step, str(output), str(dim)], capture_output=True,
                             text=True, env=env, check=True)
     return int(result.stdout.split()[-1])
 
 
-def test_a_folder_of_100k_files_consolidates_in_bounded_memory(tmp_path):
-    count, dim = 100_000, 8
-    folder = tmp_path / "tiny"
+def write_tiny_folder(output, count, dim):
+    folder = output / "tiny"
     folder.mkdir()
     values = ", ".join(["0.123456789"] * dim)
     for movie_id in range(count):
         fd = os.open(folder / f"{movie_id}.json", os.O_WRONLY | os.O_CREAT, 0o644)
         os.write(fd, f'{{"{movie_id}": [{values}]}}'.encode())
         os.close(fd)
-    extra_kib = peak_rss_growth_kib(tmp_path, dim)
+    return folder
+
+
+def test_a_folder_of_100k_files_consolidates_in_bounded_memory(tmp_path):
+    count, dim = 100_000, 8
+    folder = write_tiny_folder(tmp_path, count, dim)
+    extra_kib = peak_rss_growth_kib("consolidate", tmp_path, dim)
     matrix_kib = count * dim * 4 / 1024
     # two float32 matrices, plus 1 KiB per file of bookkeeping (id, stamp, position, table writer);
     # a Python list of floats per file needed 1.5 KiB per file at this dimension
@@ -174,6 +187,18 @@ def test_a_folder_of_100k_files_consolidates_in_bounded_memory(tmp_path):
         assert handle["embeddings"].shape == (count, dim)
         assert handle["movie_ids"][-1] == count - 1
     shutil.rmtree(folder)  # pytest keeps the last runs' folders: do not leave 100k files behind
+
+
+def test_verify_compares_big_tables_a_chunk_at_a_time(tmp_path):
+    count, dim = 20_000, 512
+    folder = write_tiny_folder(tmp_path, count, dim)
+    peak_rss_growth_kib("consolidate", tmp_path, dim)
+    extra_kib = peak_rss_growth_kib("verify", tmp_path, dim)
+    matrix_kib = count * dim * 4 / 1024
+    # the JSON folder's matrix and a chunk of each table at a time, the per-file bookkeeping, and what
+    # Arrow's allocator keeps; reading each table whole beside the JSON matrix needed over 7 matrices
+    assert extra_kib < 3 * matrix_kib + count * 1, (extra_kib, matrix_kib)
+    shutil.rmtree(folder)
 
 
 # Inputs no JSON file should be (issue items: float32 range, FIFOs, dangling links, directories, names)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import fcntl
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from m3l.models import ModelInfo
-from m3l.readers.features import NO_LOG_ENTRY, found_models, load_features, missing_reasons, provenance, read_log
-from m3l.store.format import BAD_NAME, SUFFIX, FolderScan, canonical_id, chunk_rows, sound_vectors, table_paths
+from m3l.readers.features import NO_LOG_ENTRY, found_models, missing_reasons, provenance, read_log
+from m3l.store.format import BAD_NAME, SUFFIX, FolderScan, canonical_id, chunk_rows, iter_table, table_paths
 from m3l.store.locks import temporaries
 from m3l.store.provenance import describe
 
@@ -77,8 +77,22 @@ def _run_in_progress(output: Path, info: ModelInfo) -> bool:
         return False
 
 
-def _audit_json(audit: ModelAudit, folder: Path) -> tuple[list[str], np.ndarray, set[str]]:
-    """Check every `<id>.json` entry of the folder: the sound ids (sorted) and vectors, and the damaged ids."""
+@dataclass
+class JsonVectors:
+    """The sound vectors of a JSON folder, in place in the scan's matrix (no sorted copy)."""
+
+    row_of: dict[str, int]  # sound id → row of matrix
+    matrix: np.ndarray
+    damaged: set[str]  # ids whose file is there but unusable
+
+
+def _in_chunks(positions: np.ndarray, dim: int) -> Iterator[np.ndarray]:
+    step = chunk_rows(dim)
+    return (positions[start:start + step] for start in range(0, len(positions), step))
+
+
+def _audit_json(audit: ModelAudit, folder: Path) -> JsonVectors:
+    """Check every `<id>.json` entry of the folder."""
     scan = FolderScan(folder, audit.info.dim)
     scan.read(range(len(scan.ids)))
     audit.present = scan.listed
@@ -87,47 +101,55 @@ def _audit_json(audit: ModelAudit, folder: Path) -> tuple[list[str], np.ndarray,
         audit.flag(problem, [name])
         if problem != BAD_NAME:
             damaged.add(name[:-len(SUFFIX)])
-    ids, matrix = sound_vectors(scan)
+    sound = scan.sound()
     if not audit.info.zero_vectors_ok:
-        audit.flag("all-zero vectors", [f"{ids[k]}{SUFFIX}" for k in np.flatnonzero(~matrix.any(axis=1))])
-    return ids, matrix, damaged
+        zero = (rows[~scan.matrix[rows].any(axis=1)] for rows in _in_chunks(sound, audit.info.dim))
+        audit.flag("all-zero vectors", sorted(f"{scan.ids[k]}{SUFFIX}" for rows in zero for k in rows))
+    return JsonVectors({scan.ids[k]: int(k) for k in sound}, scan.matrix, damaged)
 
 
-def _differing(table: np.ndarray, rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Positions k of table rows whose JSON row rows[k] (>= 0) holds another vector; compared in chunks."""
-    found = np.flatnonzero(rows >= 0)
-    step = chunk_rows(matrix.shape[1])
-    parts = [k[~(table[k] == matrix[rows[k]]).all(axis=1)]
-             for k in (found[start:start + step] for start in range(0, len(found), step))]
-    return np.concatenate(parts) if parts else found
+@dataclass
+class TableCheck:
+    """What one pass over a consolidated table found, compared with the JSON folder when there is one."""
+
+    ids: Counter = field(default_factory=Counter)
+    not_finite: list[str] = field(default_factory=list)
+    without_json: list[str] = field(default_factory=list)
+    differing: list[str] = field(default_factory=list)
+
+    def add(self, ids: list[str], matrix: np.ndarray, json: JsonVectors | None) -> None:
+        self.ids.update(ids)
+        self.not_finite += [ids[k] for k in np.flatnonzero(~np.isfinite(matrix).all(axis=1))]
+        if json is None:
+            return
+        rows = np.array([json.row_of.get(movie_id, -1) for movie_id in ids], dtype=np.int64)
+        self.without_json += [ids[k] for k in np.flatnonzero(rows < 0) if ids[k] not in json.damaged]
+        found = np.flatnonzero(rows >= 0)
+        same = (matrix[found] == json.matrix[rows[found]]).all(axis=1)
+        self.differing += [ids[k] for k in found[~same]]
 
 
-def _audit_consolidated(audit: ModelAudit, output: Path, json: tuple[list[str], np.ndarray] | None,
-                        damaged: set[str]) -> None:
-    """Each consolidated table against the sound JSON files (or, without a JSON folder, on its own)."""
+def _audit_consolidated(audit: ModelAudit, output: Path, json: JsonVectors | None) -> None:
+    """Each consolidated table, read a chunk of rows at a time, against the sound JSON files (or on its own)."""
     tables = {source: path for source, path in table_paths(output, audit.info).items() if path.is_file()}
     if not tables:
         audit.notes.append("no consolidated tables (run src/consolidate.py)")
     for source, path in tables.items():
+        check = TableCheck()
         try:
-            ids, matrix = load_features(output, audit.info, source=source)
+            for ids, matrix in iter_table(source, path, audit.info.dim):
+                check.add([canonical_id(i) for i in ids], matrix, json)
         except Exception as error:  # noqa: BLE001 - any reader error means the table is damaged
             audit.flag(f"{path.name} cannot be read", [" ".join(str(error).split())[:200]])
             continue
-        audit.flag(f"{path.name}: duplicate ids", sorted(i for i, n in Counter(ids).items() if n > 1))
-        audit.flag(f"{path.name}: NaN or Inf values", [ids[k] for k in np.flatnonzero(~np.isfinite(matrix).all(axis=1))])
+        audit.flag(f"{path.name}: duplicate ids", sorted(i for i, n in check.ids.items() if n > 1))
+        audit.flag(f"{path.name}: NaN or Inf values", check.not_finite)
         if json is None:
             continue
-        json_ids, json_matrix = json
-        row_of = {movie_id: k for k, movie_id in enumerate(json_ids)}
-        rows = np.array([row_of.get(movie_id, -1) for movie_id in ids], dtype=np.int64)
-        audit.flag(f"{path.name}: ids without a JSON file",
-                   [i for i, row in zip(ids, rows) if row < 0 and i not in damaged])
-        in_table = set(ids)
+        audit.flag(f"{path.name}: ids without a JSON file", check.without_json)
         audit.flag(f"{path.name}: out of date, ids missing (run src/consolidate.py)",
-                   [i for i in json_ids if i not in in_table])
-        audit.flag(f"{path.name}: vectors that differ from their JSON file",
-                   [ids[k] for k in _differing(matrix, rows, json_matrix)])
+                   [i for i in json.row_of if i not in check.ids])
+        audit.flag(f"{path.name}: vectors that differ from their JSON file", check.differing)
 
 
 def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None:
@@ -147,21 +169,21 @@ def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None
 def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
     audit = ModelAudit(info)
     folder = output / info.folder
-    ids, matrix, damaged = _audit_json(audit, folder) if folder.is_dir() else (None, None, set())
-    if ids is None:
+    json = _audit_json(audit, folder) if folder.is_dir() else None
+    if json is None:
         audit.notes.append(f"no JSON folder {info.folder}/: only the consolidated tables were checked")
     audit.flag("stray temporary files (left by a killed run; the next run removes them)",
                [path.name for path in temporaries(output, info)])
-    _audit_consolidated(audit, output, None if ids is None else (ids, matrix), damaged)
-    _audit_provenance(audit, output, ids is not None)
+    _audit_consolidated(audit, output, json)
+    _audit_provenance(audit, output, json is not None)
     if _run_in_progress(output, info):
         audit.notes.append("a run is writing this model right now: the numbers may change")
-    if catalogue_ids is not None and ids is not None:
+    if catalogue_ids is not None and json is not None:
         expected = {canonical_id(i) for i in catalogue_ids}
         audit.expected = len(expected)
-        audit.missing = missing_reasons(read_log(output, info), sorted(expected - set(ids) - damaged))
+        audit.missing = missing_reasons(read_log(output, info), sorted(expected - json.row_of.keys() - json.damaged))
         audit.unlogged_missing = len(audit.missing.get(NO_LOG_ENTRY, []))
-        extra = set(ids) - expected
+        extra = json.row_of.keys() - expected
         if extra:
             audit.notes.append(f"{len(extra)} vectors for ids not in the catalogue: {_shown(sorted(extra))}")
     return audit

@@ -328,19 +328,14 @@ class FolderScan:
         return np.flatnonzero(self.state == SOUND)
 
 
-def sound_vectors(scan: FolderScan) -> tuple[list[str], np.ndarray]:
-    """The ids and vectors of the files a scan read sound, sorted like the tables."""
-    positions = scan.sound()
-    ids = [scan.ids[k] for k in positions]
-    _, order = id_order(ids)
-    return [ids[k] for k in order], scan.matrix[positions[order]]
-
-
 def read_folder(folder: Path, dim: int) -> tuple[list[str], np.ndarray]:
     """Every sound vector of a JSON folder, sorted like the tables; one float32 matrix, no per-value objects."""
     scan = FolderScan(folder, dim)
     scan.read(range(len(scan.ids)))
-    return sound_vectors(scan)
+    positions = scan.sound()
+    ids = [scan.ids[k] for k in positions]
+    _, order = id_order(ids)
+    return [ids[k] for k in order], scan.matrix[positions[order]]
 
 
 @dataclass
@@ -454,19 +449,54 @@ def table_metadata(source: str, path: Path) -> dict[str, str]:
         return {key: str(value) for key, value in handle.attrs.items()}
 
 
-def read_table(source: str, path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
-    """The ids (as strings) and, when asked, the N x dim float32 matrix of a consolidated table."""
+def table_rows(source: str, path: Path) -> int:
+    """The number of rows of a consolidated table, read from its metadata."""
     if source == "parquet":
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(path).read(columns=["movie_id", "embedding"] if vectors else ["movie_id"],
-                                          use_pandas_metadata=False)
-        ids = [str(i) for i in table.column("movie_id").to_pylist()]
-        return ids, parquet_vectors(table.column("embedding"), len(ids), dim) if vectors else None
+        return pq.ParquetFile(path).metadata.num_rows
     import h5py
 
     with h5py.File(path, "r") as handle:
-        stored = handle["movie_ids"]
-        ids = list(stored.asstr()[...]) if h5py.check_string_dtype(stored.dtype) else list(map(str, stored[...]))
-        matrix = np.asarray(handle["embeddings"][...], dtype=np.float32).reshape(len(ids), dim) if vectors else None
+        return len(handle["movie_ids"])
+
+
+def iter_table(source: str, path: Path, dim: int, vectors: bool = True) -> Iterator[tuple[list[str], np.ndarray | None]]:
+    """The ids (as strings) and, when asked, the float32 vectors of a consolidated table, a chunk of rows at a time."""
+    if source == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path)
+        columns = ["movie_id", "embedding"] if vectors else ["movie_id"]
+        for group in range(table.num_row_groups):
+            rows = table.read_row_group(group, columns=columns, use_pandas_metadata=False)
+            ids = [str(i) for i in rows.column("movie_id").to_pylist()]
+            yield ids, parquet_vectors(rows.column("embedding"), len(ids), dim) if vectors else None
+        return
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        stored, embeddings = handle["movie_ids"], handle["embeddings"]
+        text = h5py.check_string_dtype(stored.dtype)
+        step = chunk_rows(dim)
+        for start in range(0, len(stored), step):
+            part = stored.asstr()[start:start + step] if text else stored[start:start + step]
+            ids = list(part) if text else list(map(str, part))
+            matrix = np.asarray(embeddings[start:start + len(ids)], dtype=np.float32) if vectors else None
+            yield ids, None if matrix is None else matrix.reshape(len(ids), dim)
+
+
+def read_table(source: str, path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
+    """The ids (as strings) and, when asked, the N x dim float32 matrix of a consolidated table."""
+    count = table_rows(source, path)
+    ids: list[str] = []
+    matrix = np.empty((count, dim), dtype=np.float32) if vectors else None
+    for chunk_ids, chunk in iter_table(source, path, dim, vectors):
+        if len(ids) + len(chunk_ids) > count:
+            raise ValueError(f"{path.name} holds more rows than its metadata says")
+        if matrix is not None:
+            matrix[len(ids):len(ids) + len(chunk_ids)] = chunk
+        ids.extend(chunk_ids)
+    if len(ids) != count:
+        raise ValueError(f"{path.name} holds fewer rows than its metadata says")
     return ids, matrix
