@@ -80,6 +80,23 @@ def test_batch_that_always_kills_its_worker_is_logged_as_lost(tmp_path, minilm_s
     assert "lost: Ray gave up" in (tmp_path / "out" / "log_misbehaving.txt").read_text()
 
 
+def test_a_sticky_cuda_error_in_a_worker_stops_the_run_with_one_line(tmp_path, minilm_store, ray_cluster,
+                                                                     misbehaving, capsys):
+    plots = made_up_plots(3)
+    plots["2"] += " STICKY"
+    tsv = write_plots(tmp_path / "plots.tsv", plots)
+    assert extract(tsv, minilm_store, tmp_path / "out", "--models", misbehaving, "--engine", "ray",
+                   "--batch-size", "1", "--workers", "1") == 2
+
+    out, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert "the GPU failed" in errors[0] and "illegal memory access" in errors[0]
+    assert "misbehaving:" in out  # the summary, as after any stop
+    assert "2" not in read_vectors(tmp_path / "out" / "misbehaving")
+    assert "lost" not in (tmp_path / "out" / "log_misbehaving.txt").read_text()
+
+
 def test_killed_driver_resumes_to_the_clean_result(tmp_path, minilm_store, ray_cluster, capsys):
     plots = made_up_plots(300)
     tsv = write_plots(tmp_path / "plots.tsv", plots)

@@ -9,7 +9,8 @@
 Per-item failures are isolated exactly as in the local engine (the same `prepare`
 and `Batcher`). A worker or node lost mid-batch is restarted and its batch retried
 by Ray; a batch that keeps killing its worker is given up and its items are logged
-as failed, so the run still finishes. Samples and outcomes travel pickled, because
+as failed, so the run still finishes. A GPU left unusable in a worker (`DeviceError`)
+stops the run from the driver, as in the local engine. Samples and outcomes travel pickled, because
 they are arbitrary Python objects (tensors, arrays, failures) that Arrow cannot type.
 """
 
@@ -30,7 +31,8 @@ import ray
 import ray.data
 
 from m3l.catalog import Item
-from m3l.engines.pipeline import Batcher, Failure, Outcome, Plan, Recorder, feed, load_encoders, prepare
+from m3l.engines.pipeline import (Batcher, DeviceError, Failure, Outcome, Plan, Recorder, feed, load_encoders,
+                                  prepare)
 from m3l.errors import UserError
 from m3l.models.base import Encoder
 from m3l.store.writer import FeatureStore
@@ -67,12 +69,16 @@ class _Embed:
             outcomes[movie_id][folder] = outcome
 
         batchers = {encoder.info.folder: Batcher(encoder, self.batch_size, collect) for encoder in self.encoders}
-        for movie_id, payload in zip(batch["id"], batch["prepared"]):
-            prepared, warnings[movie_id] = pickle.loads(payload)
-            outcomes[movie_id] = {}
-            feed(batchers, movie_id, prepared)
-        for batcher in batchers.values():
-            batcher.flush()
+        try:
+            for movie_id, payload in zip(batch["id"], batch["prepared"]):
+                prepared, warnings[movie_id] = pickle.loads(payload)
+                outcomes[movie_id] = {}
+                feed(batchers, movie_id, prepared)
+            for batcher in batchers.values():
+                batcher.flush()
+        except DeviceError as error:  # sent to the driver, which stops the run: raised here, Ray would retry
+            failed = pickle.dumps(error)
+            return {"id": np.array(batch["id"][:1], dtype=object), "result": np.array([failed], dtype=object)}
         results = [pickle.dumps((warnings[movie_id], outcomes[movie_id])) for movie_id in outcomes]
         return {"id": np.array(list(outcomes), dtype=object), "result": np.array(results, dtype=object)}
 
@@ -160,5 +166,8 @@ def _outcomes(plan: Plan, loader: Callable[[Item], Any], encoders: list[Encoder]
             batch_size=batch_size, batch_format="numpy", compute=_actor_pool(workers),
             num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=TASK_RETRIES)
     for row in embedded.iter_rows():
-        item_warnings, outcomes = pickle.loads(row["result"])
+        result = pickle.loads(row["result"])
+        if isinstance(result, DeviceError):
+            raise result
+        item_warnings, outcomes = result
         yield row["id"], item_warnings, outcomes
