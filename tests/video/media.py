@@ -9,6 +9,13 @@ import av
 import numpy as np
 
 
+# x264 makes the same stream on every machine and every run only with one thread (its output follows the
+# thread count, which follows the CPUs) and without its assembly (whose paths follow the CPU's instruction
+# sets; the AVX-512 one even varies between runs on a busy machine). The damaged trailers cut or overwrite
+# their file at fixed places, so any other stream would be damaged in other frames.
+X264_PARAMS = "threads=1:no-asm=1"
+
+
 def _picture(index: int, height: int, width: int) -> np.ndarray:
     """A moving gradient with a moving square: frames differ, windows differ."""
     y, x = np.mgrid[0:height, 0:width]
@@ -24,7 +31,7 @@ def write_video(path: Path, durations_ms: list[int], size: tuple[int, int] = (64
     """H.264 (libx264, B-frames on) with frame i shown for durations_ms[i]; the first at `start_ms`."""
     width, height = size
     with av.open(str(path), "w", options=options or {}) as container:
-        stream = container.add_stream("libx264", rate=25)
+        stream = container.add_stream("libx264", rate=25, options={"x264-params": X264_PARAMS})
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
         pts = start_ms
