@@ -8,8 +8,10 @@ PYTHON     ?= python3
 SYSTEM_UV  := $(shell command -v uv 2>/dev/null)
 UV         := $(or $(SYSTEM_UV),$(VENVS)/tools/bin/uv)
 FETCH_UV   := $(if $(SYSTEM_UV),,$(VENVS)/tools/bin/uv)
-# `$(call install,<modality>,<pip arguments>)`: into that venv, with uv when there is one
-install     = if [ -x "$(UV)" ]; then "$(UV)" pip install --quiet --python $(VENVS)/$(1)/bin/python $(2); \
+# `$(call install,<modality>,<pip arguments>)`: into that venv, with uv when there is one. Bytecode is
+# compiled at install (as pip does): where PYTHONDONTWRITEBYTECODE is set, every process would
+# otherwise compile torch from source again, 10-60 s per start.
+install     = if [ -x "$(UV)" ]; then "$(UV)" pip install --quiet --compile-bytecode --python $(VENVS)/$(1)/bin/python $(2); \
               else $(VENVS)/$(1)/bin/pip install --quiet $(2); fi
 
 .PHONY: setup demo test $(addprefix setup-,$(MODALITIES)) $(addprefix demo-,$(MODALITIES)) \
