@@ -1,9 +1,9 @@
-"""Fill a model store with test models, in the venv that runs this module:
+"""Fill a model store with test models, or a folder with test media, in the venv that runs this module:
 
     .venvs/<modality>/bin/python -m tests.build_store ROOT MODULE:FUNCTION [MODULE:FUNCTION ...]
 
-Each FUNCTION (a test folder's builder, such as tests.stores:add_minilm) is called with ROOT.
-The guarantee tests run it in each extractor's own venv, whose packages the builders need.
+Each FUNCTION (a test folder's builder, such as tests.stores:add_minilm or tests.video.media:one_clip_trailers)
+is called with ROOT. The guarantee tests run it in each extractor's own venv, whose packages the builders need.
 """
 
 from __future__ import annotations

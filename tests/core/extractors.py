@@ -21,6 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from tests.testlib import DATA, REPO, SRC
 
@@ -36,6 +37,7 @@ class Extractor:
     models: str  # --models of the test runs: the cheapest ones
     folders: tuple[str, ...]  # their output folders
     store_builders: tuple[str, ...]  # module:function of its test folder adding those models to a store
+    media_builder: str | None  # module:function writing its test media into a folder; None: the bundled samples
     items: int  # catalogue size of the kill and concurrency runs: enough for a run of several seconds
     batch_size: int
 
@@ -53,27 +55,33 @@ class Extractor:
 
 EXTRACTORS = [
     Extractor("text", "extract_text.py", "minilm", ("minilm",),
-              ("tests.stores:add_minilm",), items=60, batch_size=4),
+              ("tests.stores:add_minilm",), None, items=60, batch_size=4),
     Extractor("image", "extract_images.py", "clip-image,vit", ("clip-image", "vit"),
-              ("tests.stores:add_clip", "tests.image.stores:add_vit"), items=24, batch_size=4),
+              ("tests.stores:add_clip", "tests.image.stores:add_vit"), None, items=24, batch_size=4),
     Extractor("audio", "extract_audio.py", "vggish", ("audio_vggish",),
-              ("tests.audio.stores:add_vggish",), items=12, batch_size=2),
+              ("tests.audio.stores:add_vggish",), None, items=12, batch_size=2),
     Extractor("video", "extract_video.py", "r2p1d", ("r2p1d",),
-              ("tests.video.stores:add_r2p1d",), items=4, batch_size=2),
+              ("tests.video.stores:add_r2p1d",), "tests.video.media:one_clip_trailers", items=4, batch_size=2),
 ]
 TEXT = EXTRACTORS[0]
 
 
-def build_store(extractor: Extractor, root: Path) -> Path:
-    """Fill `root` with the extractor's test models, running its test folder's builders in its venv."""
-    result = subprocess.run([str(extractor.python), "-m", "tests.build_store", str(root), *extractor.store_builders],
+def _build(extractor: Extractor, root: Path, builders: tuple[str, ...]) -> Path:
+    """Run its test folder's `builders` on `root` in the extractor's venv, whose packages they need."""
+    result = subprocess.run([str(extractor.python), "-m", "tests.build_store", str(root), *builders],
                             cwd=REPO, capture_output=True, text=True, env={**os.environ, **OFFLINE}, timeout=600)
     assert result.returncode == 0, result.stderr
     return root
 
 
+def build_store(extractor: Extractor, root: Path) -> Path:
+    """Fill `root` with the extractor's test models."""
+    return _build(extractor, root, extractor.store_builders)
+
+
 def make_catalogue(extractor: Extractor, folder: Path, count: int | None = None, seed: int = 0) -> Path:
-    """`count` good items (the bundled samples, repeated), ids 1..count, in the extractor's input format."""
+    """`count` good items (its test media or the bundled samples, repeated), ids 1..count, in the extractor's
+    input format."""
     count = count or extractor.items
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -89,7 +97,9 @@ def make_catalogue(extractor: Extractor, folder: Path, count: int | None = None,
             source = posters[i % len(posters)]
             (folder / f"{i}{source.suffix}").write_bytes(source.read_bytes())
         return folder
-    trailers = sorted((DATA / "trailers").glob("*.mp4"))
+    media = _build(extractor, folder / "trailers", (extractor.media_builder,)) if extractor.media_builder else \
+        DATA / "trailers"
+    trailers = sorted(media.glob("*.mp4"))
     path = folder / "trailers.tsv"
     path.write_text("movie_id\ttrailer_path\n" + "".join(f"{i}\t{trailers[i % len(trailers)]}\n"
                                                          for i in range(1, count + 1)))

@@ -83,3 +83,12 @@ def truncate(path: Path, keep: float) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     return path
+
+
+def one_clip_trailers(folder: Path) -> Path:
+    """Four small, different trailers of 40 frames: one clip each for every video model (r2p1d's 32-frame
+    window, mvit's, slowfast's padded 64), so the guarantee tests' runs pay one forward pass per trailer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, size in enumerate([(96, 64), (128, 72), (80, 60), (112, 64)], 1):
+        write_video(folder / f"{number}.mp4", [40] * 40, size=size)
+    return folder
