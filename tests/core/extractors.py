@@ -1,8 +1,9 @@
 """The extractors the guarantee tests run, each in its own venv, and helpers to run and inspect them.
 
-Adding an extractor to every kill, interrupt, concurrency and bad-input test is one
-row of EXTRACTORS: its script, cheap models to run, and the function of its test
-folder that puts those models in a store (run inside the extractor's venv).
+Adding an extractor to every kill, interrupt and bad-input test is one row of
+EXTRACTORS: its script, cheap models to run, and the function of its test folder that
+puts those models in a store (run inside the extractor's venv), and optionally one
+writing cheaper media than the bundled samples.
 Checks here read the outputs with json/pyarrow/h5py directly, never through m3l.
 """
 
@@ -37,9 +38,9 @@ class Extractor:
     models: str  # --models of the test runs: the cheapest ones
     folders: tuple[str, ...]  # their output folders
     store_builders: tuple[str, ...]  # module:function of its test folder adding those models to a store
-    media_builder: str | None  # module:function writing its test media into a folder; None: the bundled samples
     items: int  # catalogue size of the kill and concurrency runs: enough for a run of several seconds
     batch_size: int
+    media_builder: str | None = None  # module:function writing its test media into a folder; else the bundled ones
 
     def __str__(self) -> str:
         return self.modality
@@ -55,13 +56,14 @@ class Extractor:
 
 EXTRACTORS = [
     Extractor("text", "extract_text.py", "minilm", ("minilm",),
-              ("tests.stores:add_minilm",), None, items=60, batch_size=4),
+              ("tests.stores:add_minilm",), items=60, batch_size=4),
     Extractor("image", "extract_images.py", "clip-image,vit", ("clip-image", "vit"),
-              ("tests.stores:add_clip", "tests.image.stores:add_vit"), None, items=24, batch_size=4),
+              ("tests.stores:add_clip", "tests.image.stores:add_vit"), items=24, batch_size=4),
     Extractor("audio", "extract_audio.py", "vggish", ("audio_vggish",),
-              ("tests.audio.stores:add_vggish",), None, items=12, batch_size=2),
+              ("tests.audio.stores:add_vggish",), items=12, batch_size=2),
     Extractor("video", "extract_video.py", "r2p1d", ("r2p1d",),
-              ("tests.video.stores:add_r2p1d",), "tests.video.media:one_clip_trailers", items=4, batch_size=2),
+              ("tests.video.stores:add_r2p1d",), items=4, batch_size=2,
+              media_builder="tests.video.media:one_clip_trailers"),
 ]
 TEXT = EXTRACTORS[0]
 
