@@ -90,15 +90,20 @@ def test_done_items_are_not_decoded_again(tmp_path):
 
 ORPHANED_WORKERS = """
 import os, signal, sys, time
+from pathlib import Path
 from m3l.catalog import Item
 from m3l.engines.local import PreparedItems, prepared_stream
 
+ready = Path(sys.argv[1])
+
 def hang(item):
+    (ready / str(os.getpid())).touch()  # past the worker's start-up
     time.sleep(600)
 
 stream = prepared_stream(PreparedItems([Item(str(i), "") for i in range(4)], hang, [[]] * 4), 2, 1)
 print(*(worker.pid for worker in stream._workers), flush=True)
-time.sleep(1)  # the workers are in `hang`
+while len(list(ready.iterdir())) < 2:  # both workers are in `hang`, however slowly they started
+    time.sleep(0.01)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -110,9 +115,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_loader_workers_die_with_a_killed_main_process():
-    result = subprocess.run([sys.executable, "-c", ORPHANED_WORKERS], cwd=REPO, env={**os.environ, "PYTHONPATH": str(SRC)},
-                            capture_output=True, text=True, timeout=120)
+def test_loader_workers_die_with_a_killed_main_process(tmp_path):
+    result = subprocess.run([sys.executable, "-c", ORPHANED_WORKERS, str(tmp_path)], cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=120)
     workers = [int(pid) for pid in result.stdout.split()]
     assert len(workers) == 2, result.stderr
     deadline = time.monotonic() + 30
