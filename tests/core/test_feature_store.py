@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import h5py
 import numpy as np
 import pyarrow.parquet as pq
@@ -27,6 +30,36 @@ def test_vector_file_holds_exactly_id_and_float32_values(tmp_path):
 def test_audio_values_are_rounded_to_six_decimals(tmp_path):
     FeatureStore(tmp_path, VGGISH).write("1", np.full(128, 1 / 3, dtype=np.float32))
     assert read_vector(tmp_path / "audio_vggish", "1")[0] == np.float32(0.333333)
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_right_after_a_write_still_counts_it_in_the_summary(tmp_path, monkeypatch, signal_number):
+    store = FeatureStore(tmp_path, MINILM)
+    rename, log = os.replace, store.log
+
+    def rename_then_signal(source, target):
+        rename(source, target)
+        signal.raise_signal(signal_number)
+
+    def log_then_signal(*args):
+        log(*args)
+        signal.raise_signal(signal_number)
+
+    def stop(number, frame):  # as the extract scripts stop on SIGTERM
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", rename_then_signal)
+    monkeypatch.setattr(store, "log", log_then_signal)
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.write("1", np.ones(384, dtype=np.float32))
+        with pytest.raises(KeyboardInterrupt):
+            store.fail("2", "a reason")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (tmp_path / "minilm" / "1.json").is_file() and store.summary.done == 1
+    assert "2 failed a reason" in store.log_path.read_text() and store.summary.failed == 1
 
 
 @pytest.mark.parametrize("bad", [np.zeros(383), np.full(384, np.nan), np.full(384, np.inf)])

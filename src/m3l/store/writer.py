@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -55,6 +57,25 @@ def atomic_output(path: Path) -> Iterator[Path]:
         if isinstance(error, OSError):
             raise OutputError(path, error) from None
         raise
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Handle SIGINT and SIGTERM only when the block ends, so that what it writes and counts
+    happens whole: a file renamed into place is always counted in the run's summary."""
+    if threading.current_thread() is not threading.main_thread():  # handlers run in the main thread
+        yield
+        return
+    held: list[int] = []
+    previous = {number: signal.signal(number, lambda received, frame: held.append(received))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        if held:
+            signal.raise_signal(held[0])  # now handled as it would have been
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -126,12 +147,14 @@ class FeatureStore:
         return self.summary
 
     def skip(self, movie_id: str, reason: str) -> None:
-        self.summary.skipped += 1
-        self.log(movie_id, "skipped", reason)
+        with signals_held():
+            self.log(movie_id, "skipped", reason)
+            self.summary.skipped += 1
 
     def fail(self, movie_id: str, reason: str) -> None:
-        self.summary.failed += 1
-        self.log(movie_id, "failed", reason)
+        with signals_held():
+            self.log(movie_id, "failed", reason)
+            self.summary.failed += 1
 
     def pending(self, ids: list[str]) -> list[str]:
         """The ids still to compute: one scan of the folder, reading only the files the index of the
@@ -173,7 +196,8 @@ class FeatureStore:
         values = vector.tolist()
         if self.info.decimals is not None:
             values = [round(x, self.info.decimals) for x in values]
-        atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
-        if self.mixed:
-            self.mixed(movie_id)
-        self.summary.done += 1
+        with signals_held():
+            atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
+            if self.mixed:
+                self.mixed(movie_id)
+            self.summary.done += 1
