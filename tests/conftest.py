@@ -1,5 +1,6 @@
 import logging
 import os
+import signal
 
 import pytest
 
@@ -9,6 +10,11 @@ from tests.testlib import REPO, SRC
 os.environ.setdefault("M3L_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# A suite started in the background of a non-interactive shell (`make test &`) inherits SIGINT
+# ignored, and so would every script it starts: the Ctrl-C tests need it as a terminal gives it.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True, scope="session")

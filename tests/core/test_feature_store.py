@@ -45,19 +45,19 @@ def test_a_signal_right_after_a_write_still_counts_it_in_the_summary(tmp_path, m
         log(*args)
         signal.raise_signal(signal_number)
 
-    def stop(number, frame):  # as the extract scripts stop on SIGTERM
+    def stop(number, frame):  # as the extract scripts stop on SIGINT and SIGTERM
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", rename_then_signal)
     monkeypatch.setattr(store, "log", log_then_signal)
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal_number, stop)
     try:
         with pytest.raises(KeyboardInterrupt):
             store.write("1", np.ones(384, dtype=np.float32))
         with pytest.raises(KeyboardInterrupt):
             store.fail("2", "a reason")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal_number, previous)
     assert (tmp_path / "minilm" / "1.json").is_file() and store.summary.done == 1
     assert "2 failed a reason" in store.log_path.read_text() and store.summary.failed == 1
 
