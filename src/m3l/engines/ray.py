@@ -10,8 +10,9 @@ Per-item failures are isolated exactly as in the local engine (the same `prepare
 and `Batcher`). A worker or node lost mid-batch is restarted and its batch retried
 by Ray; a batch that keeps killing its worker is given up and its items are logged
 as failed, so the run still finishes. A GPU left unusable in a worker (`DeviceError`)
-stops the run from the driver, as in the local engine. Samples and outcomes travel pickled, because
-they are arbitrary Python objects (tensors, arrays, failures) that Arrow cannot type.
+stops the run from the driver, as in the local engine. Samples and outcomes travel
+pickled, because they are arbitrary Python objects (tensors, arrays, failures) that
+Arrow cannot type.
 """
 
 from __future__ import annotations

@@ -464,7 +464,8 @@ def table_rows(source: str, path: Path) -> int:
         return len(handle["movie_ids"])
 
 
-def iter_table(source: str, path: Path, dim: int, vectors: bool = True) -> Iterator[tuple[list[str], np.ndarray | None]]:
+def iter_table(source: str, path: Path, dim: int,
+               vectors: bool = True) -> Iterator[tuple[list[str], np.ndarray | None]]:
     """The ids (as strings) and, when asked, the float32 vectors of a consolidated table, a chunk of rows at a time."""
     if source == "parquet":
         import pyarrow.parquet as pq
