@@ -138,7 +138,7 @@ def _audit_consolidated(audit: ModelAudit, output: Path, json: JsonVectors | Non
         check = TableCheck()
         try:
             for ids, matrix in iter_table(source, path, audit.info.dim):
-                check.add([canonical_id(i) for i in ids], matrix, json)
+                check.add(ids, matrix, json)  # iter_table's ids are the canonical strings
         except Exception as error:  # noqa: BLE001 - any reader error means the table is damaged
             audit.flag(f"{path.name} cannot be read", [" ".join(str(error).split())[:200]])
             continue
