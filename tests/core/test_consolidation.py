@@ -72,6 +72,22 @@ def test_incremental_and_full_consolidation_write_byte_identical_tables(tmp_path
         ["007", "10", "1000", "200", "3", "7"]
 
 
+@pytest.mark.parametrize("new_ids", [["1", "17", "25", "39", "41", "100"], ["1", "17", "x9"]],
+                         ids=["integers", "a string id re-sorts the old rows"])
+def test_incremental_consolidation_merges_new_ids_among_the_old_ones_a_chunk_at_a_time(tmp_path, monkeypatch,
+                                                                                          new_ids):
+    monkeypatch.setattr(m3l.store.format, "CHUNK_BYTES", 3 * MINILM.dim * 4)  # three rows a chunk
+    write_features(tmp_path, "minilm", random_vectors("minilm", [str(i) for i in range(0, 40, 2)]))
+    write_features(tmp_path, "minilm", random_vectors("minilm", new_ids, seed=1))
+    incremental = tables(tmp_path)
+    consolidate(tmp_path, MINILM, full=True)
+    assert tables(tmp_path) == incremental
+    ids, matrix = load_features(tmp_path, "minilm", source="hdf5")
+    json_ids, json_matrix = load_features(tmp_path, "minilm", source="json")
+    assert ids == json_ids and len(ids) == 20 + len(new_ids)
+    np.testing.assert_array_equal(matrix, json_matrix)
+
+
 def rewrite(path, text, keep_stamp=False):
     """Rewrite a file in place (same inode), optionally restoring its mtime."""
     before = path.stat()
@@ -164,11 +180,11 @@ def peak_rss_growth_kib(step, output, dim):
     return int(result.stdout.split()[-1])
 
 
-def write_tiny_folder(output, count, dim):
+def write_tiny_folder(output, count, dim, start=0):
     folder = output / "tiny"
-    folder.mkdir()
+    folder.mkdir(parents=True, exist_ok=True)
     values = ", ".join(["0.123456789"] * dim)
-    for movie_id in range(count):
+    for movie_id in range(start, start + count):
         fd = os.open(folder / f"{movie_id}.json", os.O_WRONLY | os.O_CREAT, 0o644)
         os.write(fd, f'{{"{movie_id}": [{values}]}}'.encode())
         os.close(fd)
@@ -187,6 +203,27 @@ def test_a_folder_of_100k_files_consolidates_in_bounded_memory(tmp_path):
         assert handle["embeddings"].shape == (count, dim)
         assert handle["movie_ids"][-1] == count - 1
     shutil.rmtree(folder)  # pytest keeps the last runs' folders: do not leave 100k files behind
+
+
+def incremental_growth_kib(output, count, dim):
+    """The peak RSS growth of consolidating 1% new files into a consolidated folder of `count`."""
+    folder = write_tiny_folder(output, count, dim)
+    peak_rss_growth_kib("consolidate", output, dim)
+    write_tiny_folder(output, max(1, count // 100), dim, start=count)
+    growth = peak_rss_growth_kib("consolidate", output, dim)
+    shutil.rmtree(folder)
+    return growth
+
+
+def test_an_incremental_consolidation_holds_no_matrix_of_the_folder(tmp_path):
+    count, dim = 20_000, 1024
+    libraries_kib = incremental_growth_kib(tmp_path / "small", 100, dim)  # what Arrow and HDF5 allocate at first use
+    extra_kib = incremental_growth_kib(tmp_path / "big", count, dim)
+    matrix_kib = count * dim * 4 / 1024
+    # the old table is merged in a chunk at a time, and the scan's matrix holds the new vectors' rows only
+    # (with huge pages each would fault in 2 MiB); what is left is a few dozen chunks that malloc keeps
+    # (0.4 matrices here). Reading the old table whole took 2-3 matrices
+    assert extra_kib < libraries_kib + 0.75 * matrix_kib, (extra_kib, libraries_kib, matrix_kib)
 
 
 def test_verify_compares_big_tables_a_chunk_at_a_time(tmp_path):

@@ -4,8 +4,9 @@ The index of the last consolidation (see `m3l.store.format.Index`) vouches for e
 file whose size, mtime and inode have not changed: their vectors are taken from the
 old HDF5 table and only new files are read. When the index is missing, unreadable, or
 disagrees with the folder (a file it lists changed or vanished) or with the tables,
-every file is read again. Tables are written chunk by chunk, so memory stays near one
-float32 matrix of the folder (two while an incremental run merges the old table in).
+every file is read again. Tables are written chunk by chunk, the old table's rows read
+a chunk at a time beside the new files' vectors, so memory stays near one float32
+matrix of the files read.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from m3l.models import ModelInfo
-from m3l.store.format import (SOUND, SUFFIX, TRUSTED, UNREAD, FolderScan, Index, chunk_rows, id_order, index_path,
-                              read_table, table_paths, table_writer)
+from m3l.store.format import (SOUND, SUFFIX, TRUSTED, UNREAD, FolderScan, Index, chunk_rows, hdf5_rows, index_path,
+                              integer_ids, key_order, table_keys, table_paths, table_writer)
 from m3l.store.provenance import metadata
 from m3l.store.writer import atomic_output, atomic_write_bytes
 
@@ -59,23 +61,58 @@ def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
         print(f"{info.folder}: {name} left out of the tables: {problem}", file=sys.stderr)
     if incremental and not len(new):
         return paths["parquet"], paths["hdf5"]
-    base_ids, base = read_table("hdf5", paths["hdf5"], info.dim) if incremental else ([], None)
     fresh = new[current.state[new] == SOUND]
-    ids = base_ids + [current.ids[k] for k in fresh]
-    numeric, order = id_order(ids)
+    with ExitStack() as stack:
+        old_keys, old_vectors = stack.enter_context(hdf5_rows(paths["hdf5"])) if incremental else ([], None)
+        keys = _merged_keys(old_keys, [current.ids[k] for k in fresh])
+        if isinstance(old_keys, np.ndarray) and isinstance(keys, list):  # the old rows sort otherwise now
+            old_vectors = old_vectors[:]
+        _write_tables(output, info, keys, old_vectors, current.matrix, fresh)
+    _write_index(output, info, current)
+    return paths["parquet"], paths["hdf5"]
+
+
+def _merged_keys(old: np.ndarray | list[str], fresh_ids: list[str]) -> np.ndarray | list[str]:
+    """The table keys of the old table's rows followed by the fresh ids."""
+    if isinstance(old, np.ndarray) and (not fresh_ids or integer_ids(fresh_ids)):
+        return np.concatenate([old, np.array(fresh_ids, dtype=np.int64)])
+    return table_keys([*map(str, old), *fresh_ids])
+
+
+def _write_tables(output: Path, info: ModelInfo, keys: np.ndarray | list[str], old_vectors: object,
+                  matrix: np.ndarray, fresh: np.ndarray) -> None:
+    """Both tables, sorted by key, a chunk at a time: key k's vector is row k of the old table (an HDF5
+    dataset or an array) while k is below its length, then the row of `matrix` at `fresh[k - length]`."""
+    paths = table_paths(output, info)
+    numeric = isinstance(keys, np.ndarray)
+    order = key_order(keys)
+    old_count = len(keys) - len(fresh)
     with atomic_output(paths["parquet"]) as parquet, atomic_output(paths["hdf5"]) as hdf5:
-        with table_writer(parquet, hdf5, len(ids), info.dim, numeric, metadata(output / info.folder)) as writer:
+        with table_writer(parquet, hdf5, len(keys), info.dim, numeric, metadata(output / info.folder)) as writer:
             step = chunk_rows(info.dim)
             for start in range(0, len(order), step):
                 rows = order[start:start + step]
+                old = rows < old_count
                 chunk = np.empty((len(rows), info.dim), dtype=np.float32)
-                old = rows < len(base_ids)
-                if base is not None:
-                    chunk[old] = base[rows[old]]
-                chunk[~old] = current.matrix[fresh[rows[~old] - len(base_ids)]]
-                writer.write([ids[k] for k in rows], chunk)
-    del base
-    problems = [current.problems.get(f"{movie_id}{SUFFIX}", "") for movie_id in current.ids]
-    index = Index(info.dim, current.ids, current.stamps, problems, _stamps([paths["parquet"], paths["hdf5"]]))
+                if old.any():
+                    chunk[old] = _rows(old_vectors, rows[old])
+                chunk[~old] = matrix[fresh[rows[~old] - old_count]]
+                writer.write(keys[rows] if numeric else [keys[k] for k in rows], chunk)
+
+
+def _rows(vectors: object, rows: np.ndarray) -> np.ndarray:
+    """Rows of a matrix or HDF5 dataset; an ascending run of rows (the usual case) is read as one slice."""
+    if rows[-1] - rows[0] + 1 == len(rows) and (np.diff(rows) == 1).all():
+        return vectors[rows[0]:rows[-1] + 1]
+    return vectors[rows]
+
+
+def _write_index(output: Path, info: ModelInfo, scan: FolderScan) -> None:
+    problems = [""] * len(scan.ids)
+    for name, problem in scan.problems.items():
+        k = scan.position.get(name[:-len(SUFFIX)])
+        if k is not None:
+            problems[k] = problem
+    paths = table_paths(output, info)
+    index = Index(info.dim, scan.ids, scan.stamps, problems, _stamps([paths["parquet"], paths["hdf5"]]))
     atomic_write_bytes(index_path(output, info), index.to_bytes())
-    return paths["parquet"], paths["hdf5"]

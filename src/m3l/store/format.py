@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import io
 import json
+import mmap
 import os
 import stat
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -91,13 +93,22 @@ def integer_ids(ids: Iterable[str]) -> bool:
     return found
 
 
+def table_keys(ids: list[str]) -> np.ndarray | list[str]:
+    """The ids as the tables store them: int64 when every id's decimal form round-trips, else the strings."""
+    return np.array(ids, dtype=np.int64) if integer_ids(ids) else list(ids)
+
+
+def key_order(keys: np.ndarray | list[str]) -> np.ndarray:
+    """The permutation sorting table keys like the tables: numerically, else by string."""
+    if isinstance(keys, np.ndarray):
+        return np.argsort(keys, kind="stable")
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+
 def id_order(ids: list[str]) -> tuple[bool, np.ndarray]:
-    """Whether the ids are stored as integers, and the permutation sorting them like the tables
-    (numerically then, else by string)."""
-    numeric = integer_ids(ids)
-    if numeric:
-        return True, np.argsort(np.array(ids, dtype=np.int64), kind="stable")
-    return False, np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
+    """Whether the ids are stored as integers, and the permutation sorting them like the tables."""
+    keys = table_keys(ids)
+    return isinstance(keys, np.ndarray), key_order(keys)
 
 
 def canonical_id(movie_id: object) -> str:
@@ -118,6 +129,8 @@ class TableWriter:
     Layout: Parquet `movie_id` (int64 or string) and `embedding` (list<float32>), one row
     group per chunk; HDF5 `movie_ids` and `embeddings` (N x dim float32, chunked). Both
     files are byte-identical for the same rows however they were gathered: no timestamps.
+    Parquet is written in a thread beside the HDF5 writes (pyarrow releases the GIL),
+    one chunk behind at most.
     """
 
     def __init__(self, parquet: Path, hdf5: Path, count: int, dim: int, numeric: bool,
@@ -133,6 +146,8 @@ class TableWriter:
         # skipping them makes the table about 5x faster to read and 2x faster to write
         self.parquet = pq.ParquetWriter(parquet, schema, use_dictionary=False, compression="none",
                                         write_statistics=["movie_id"])
+        self.parquet_thread = ThreadPoolExecutor(1, thread_name_prefix="parquet")
+        self.parquet_batch: Future | None = None
         self.hdf5 = h5py.File(hdf5, "w", track_order=False)
         self.hdf5.attrs.update(metadata or {})
         id_dtype = np.int64 if numeric else h5py.string_dtype()
@@ -142,22 +157,34 @@ class TableWriter:
         self.vectors = self.hdf5.create_dataset("embeddings", shape=(count, dim), dtype=np.float32,
                                                 track_times=False, chunks=(rows, dim) if count else None)
 
-    def write(self, ids: list[str], vectors: np.ndarray) -> None:
+    def write(self, keys: np.ndarray | list[str], vectors: np.ndarray) -> None:
+        """The next rows: their keys (`table_keys`) and float32 vectors, which must not change afterwards."""
         import pyarrow as pa
 
-        keys = np.array(ids, dtype=np.int64) if self.numeric else ids
-        offsets = _arrow(pa.int32(), np.arange(len(ids) + 1, dtype=np.int32) * self.dim)
-        embedding = pa.ListArray.from_arrays(offsets, _arrow(pa.float32(), np.ascontiguousarray(vectors).reshape(-1)))
-        movie_id = _arrow(pa.int64(), keys) if self.numeric else _arrow_strings(ids)
-        self.parquet.write_batch(pa.RecordBatch.from_arrays([movie_id, embedding], schema=self.parquet.schema))
-        end = self.written + len(ids)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        offsets = _arrow(pa.int32(), np.arange(len(keys) + 1, dtype=np.int32) * self.dim)
+        embedding = pa.ListArray.from_arrays(offsets, _arrow(pa.float32(), vectors.reshape(-1)))
+        movie_id = _arrow(pa.int64(), keys) if self.numeric else _arrow_strings(keys)
+        batch = pa.RecordBatch.from_arrays([movie_id, embedding], schema=self.parquet.schema)
+        self._wait_for_parquet()
+        self.parquet_batch = self.parquet_thread.submit(self.parquet.write_batch, batch)
+        end = self.written + len(keys)
         self.ids[self.written:end] = keys
         self.vectors[self.written:end] = vectors
         self.written = end
 
+    def _wait_for_parquet(self) -> None:
+        batch, self.parquet_batch = self.parquet_batch, None
+        if batch is not None:
+            batch.result()
+
     def close(self) -> None:
-        self.parquet.close()
-        self.hdf5.close()
+        try:
+            self._wait_for_parquet()
+        finally:
+            self.parquet_thread.shutdown()
+            self.parquet.close()
+            self.hdf5.close()
 
 
 def _arrow(kind: object, values: np.ndarray) -> object:
@@ -229,6 +256,15 @@ def not_a_file(path: Path, mode: int) -> str:
     return _not_a_file("a socket" if stat.S_ISSOCK(mode) else "a device or other special file")
 
 
+def sparse_matrix(rows: int, dim: int) -> np.ndarray:
+    """A float32 matrix whose untouched rows take no memory. numpy would back a big one with huge
+    pages, where writing one row faults in 2 MiB: a few new files scattered over a folder's rows
+    would cost the whole matrix."""
+    if not rows * dim:
+        return np.empty((rows, dim), dtype=np.float32)
+    return np.frombuffer(mmap.mmap(-1, rows * dim * 4), dtype=np.float32).reshape(rows, dim)
+
+
 class FolderScan:
     """One model folder's `<id>.json` entries, listed once; each file read at most once.
 
@@ -256,7 +292,7 @@ class FolderScan:
         self.stamps = np.frombuffer(stamps, dtype=np.int64).reshape(len(self.ids), 3).copy()
         self.position = {movie_id: k for k, movie_id in enumerate(self.ids)}
         self.state = np.zeros(len(self.ids), dtype=np.int8)
-        self.matrix = np.empty((len(self.ids), dim), dtype=np.float32)
+        self.matrix = sparse_matrix(len(self.ids), dim)
 
     def _listed(self, entry: os.DirEntry) -> tuple[int, int, int] | None:
         """The stamp of a regular `<id>.json` file; None (and a problem unless it is no JSON name) else."""
@@ -488,6 +524,17 @@ def iter_table(source: str, path: Path, dim: int,
             ids = list(part) if text else list(map(str, part))
             matrix = np.asarray(embeddings[start:start + len(ids)], dtype=np.float32) if vectors else None
             yield ids, None if matrix is None else matrix.reshape(len(ids), dim)
+
+
+@contextmanager
+def hdf5_rows(path: Path) -> Iterator[tuple[np.ndarray | list[str], object]]:
+    """A consolidated HDF5 table's keys (as `table_keys` gives them) and its `embeddings` dataset, read lazily."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        stored = handle["movie_ids"]
+        text = h5py.check_string_dtype(stored.dtype)
+        yield list(stored.asstr()[:]) if text else stored[:].astype(np.int64), handle["embeddings"]
 
 
 def read_table(source: str, path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
