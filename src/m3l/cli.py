@@ -177,7 +177,7 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
     infos = model_infos(modality, args)
     paths = model_files(modality, args, infos)
     with model_locks(output, infos):
-        stores = {info.folder: FeatureStore(output, info) for info in infos}
+        stores = {info.folder: FeatureStore(output, info, lend_written=not args.no_consolidate) for info in infos}
         with printed_summaries(stores.values()):  # from here on, however the run ends (Ctrl-C while loading too)
             encoders = create_encoders(modality, args, infos, paths)
             for encoder in encoders:

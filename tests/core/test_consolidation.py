@@ -19,7 +19,7 @@ import m3l.store.format
 from m3l.models import MODELS
 from m3l.readers.features import load_features
 from m3l.store.consolidate import consolidate
-from m3l.store.format import BEYOND_FLOAT32, parse_vector
+from m3l.store.format import BEYOND_FLOAT32, parse_vector, table_paths
 from m3l.store.writer import FeatureStore
 from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import REPO
@@ -40,8 +40,8 @@ def reads(monkeypatch):
     return seen
 
 
-def tables(output):
-    return {name: (output / name).read_bytes() for name in TABLES}
+def tables(output, info=MINILM):
+    return {path.name: path.read_bytes() for path in table_paths(output, info).values()}
 
 
 def test_rerun_and_incremental_consolidation_read_only_new_files(tmp_path, reads):
@@ -54,6 +54,38 @@ def test_rerun_and_incremental_consolidation_read_only_new_files(tmp_path, reads
     assert reads == ["21"]
     ids, matrix = load_features(tmp_path, "minilm", source="hdf5")
     assert ids == [str(i) for i in range(1, 22)] and (matrix[-1] == 1).all()
+
+
+@pytest.mark.parametrize("model", ["minilm", "vggish"])  # vggish: files hold vectors rounded to 6 decimals
+def test_the_consolidation_after_a_run_reads_no_file_again(tmp_path, reads, model):
+    info = MODELS[model]
+    write_features(tmp_path, model, random_vectors(model, [str(i) for i in range(1, 11)]))
+    (tmp_path / info.folder / "11.json").write_text("{broken")
+    reads.clear()
+    store = FeatureStore(tmp_path, info)
+    todo = store.pending([str(i) for i in range(1, 14)])
+    assert todo == ["11", "12", "13"] and reads == ["11"]
+    for movie_id, vector in random_vectors(model, todo, seed=2).items():
+        store.write(movie_id, vector)
+    consolidate(tmp_path, info, store.scan)
+    assert reads == ["11"]  # the run's vectors come from the run, the others from the old table
+    after_run = tables(tmp_path, info)
+    consolidate(tmp_path, info, full=True)
+    assert tables(tmp_path, info) == after_run
+    assert load_features(tmp_path, model, source="hdf5")[0] == [str(i) for i in range(1, 14)]
+
+
+def test_a_bad_file_replaced_since_the_last_consolidation_is_read_alone(tmp_path, reads):
+    store = write_features(tmp_path, "minilm", random_vectors("minilm", ["1", "2"]))
+    (tmp_path / "minilm" / "3.json").write_text("{broken")
+    consolidate(tmp_path, MINILM)  # the index notes 3.json as bad
+    store.write("3", np.ones(384, np.float32))
+    reads.clear()
+    consolidate(tmp_path, MINILM)
+    assert reads == ["3"]  # the old tables never held 3: they still hold exactly 1 and 2
+    incremental = tables(tmp_path)
+    consolidate(tmp_path, MINILM, full=True)
+    assert tables(tmp_path) == incremental
 
 
 def test_incremental_and_full_consolidation_write_byte_identical_tables(tmp_path):

@@ -3,7 +3,7 @@
 The index of the last consolidation (see `m3l.store.format.Index`) vouches for every
 file whose size, mtime and inode have not changed: their vectors are taken from the
 old HDF5 table and only new files are read. When the index is missing, unreadable, or
-disagrees with the folder (a file it lists changed or vanished) or with the tables,
+disagrees with the folder (a sound file it lists changed or vanished) or with the tables,
 every file is read again. Tables are written chunk by chunk, the old table's rows read
 a chunk at a time beside the new files' vectors, so memory stays near one float32
 matrix of the files read.
@@ -48,7 +48,8 @@ def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
                 full: bool = False) -> tuple[Path, Path]:
     """Bring `<modality>_embeddings_<name>.parquet` and `.h5` up to date with the JSON folder, sorted by id.
 
-    `scan`, the run's resume scan, lends the vectors it already read; `full` ignores the index.
+    `scan`, the run's resume scan (the run still holding the model's lock), stands for the listing
+    and lends the vectors it read or the run wrote; `full` ignores the index.
     Files that are no sound vector are left out, each named in one line on stderr.
     """
     output = Path(output)

@@ -270,8 +270,12 @@ class FolderScan:
 
     Position k describes `ids[k]`: its stamp, its state, and (when SOUND) its vector in
     row k of `matrix`, which is allocated for every file but only touched for those
-    read, so unread rows cost no memory. `donor`, an earlier scan of the same folder,
-    lends the vectors it read of files whose stamp has not changed since.
+    read, so unread rows cost no memory.
+
+    `donor`, this process's earlier scan of the same folder, stands for the listing: the
+    folder is what the donor listed plus the files recorded in it since (`record`), which
+    holds while no other process writes the folder (a run holds the model's lock). It
+    lends the vectors it read or recorded of files whose stamp has not changed since.
     """
 
     def __init__(self, folder: Path, dim: int, donor: FolderScan | None = None) -> None:
@@ -279,6 +283,13 @@ class FolderScan:
         self.problems: dict[str, str] = {}  # file name → why it is left out
         self.ids: list[str] = []
         self.listed = 0  # `<id>.json` entries of any kind
+        self.recorded: dict[str, tuple[tuple[int, int, int], np.ndarray]] = {}  # id → stamp, vector
+        self.stamps = self._list() if donor is None else self._take_listing(donor)
+        self.position = {movie_id: k for k, movie_id in enumerate(self.ids)}
+        self.state = np.zeros(len(self.ids), dtype=np.int8)
+        self.matrix = sparse_matrix(len(self.ids), dim)
+
+    def _list(self) -> np.ndarray:
         stamps = array("q")  # size, mtime_ns, inode of each id: 24 bytes, not three Python ints
         try:
             with os.scandir(self.folder) as entries:
@@ -289,10 +300,28 @@ class FolderScan:
                         stamps.extend(stamp)
         except FileNotFoundError:
             pass
-        self.stamps = np.frombuffer(stamps, dtype=np.int64).reshape(len(self.ids), 3).copy()
-        self.position = {movie_id: k for k, movie_id in enumerate(self.ids)}
-        self.state = np.zeros(len(self.ids), dtype=np.int8)
-        self.matrix = sparse_matrix(len(self.ids), dim)
+        return np.frombuffer(stamps, dtype=np.int64).reshape(len(self.ids), 3).copy()
+
+    def _take_listing(self, donor: FolderScan) -> np.ndarray:
+        """The donor's listing with the files recorded since, and the problems of the entries it
+        left out (names no id, entries no regular file); files are judged again when read."""
+        new = [movie_id for movie_id in donor.recorded if movie_id not in donor.position]
+        self.ids = donor.ids + new
+        self.listed = donor.listed + len(new)
+        self.problems = {name: problem for name, problem in donor.problems.items()
+                         if name[:-len(SUFFIX)] not in donor.position}
+        stamps = np.concatenate([donor.stamps, np.zeros((len(new), 3), dtype=np.int64)])
+        for k, movie_id in enumerate(new, start=len(donor.ids)):
+            stamps[k] = donor.recorded[movie_id][0]
+        for movie_id, (stamp, _) in donor.recorded.items():
+            if movie_id in donor.position:
+                stamps[donor.position[movie_id]] = stamp
+        return stamps
+
+    def record(self, movie_id: str, status: os.stat_result, vector: np.ndarray) -> None:
+        """A file this process wrote since the listing (its status after the write) and the float32
+        vector it holds, lent to a later scan instead of reading the file again."""
+        self.recorded[movie_id] = (_stamp(status), vector)
 
     def _listed(self, entry: os.DirEntry) -> tuple[int, int, int] | None:
         """The stamp of a regular `<id>.json` file; None (and a problem unless it is no JSON name) else."""
@@ -319,11 +348,19 @@ class FolderScan:
                 self._read(k)
 
     def _borrow(self, k: int) -> bool:
-        donor = self.donor
-        j = donor.position.get(self.ids[k], -1) if donor is not None else -1
-        if j < 0 or donor.state[j] != SOUND or not np.array_equal(donor.stamps[j], self.stamps[k]):
+        donor, movie_id = self.donor, self.ids[k]
+        if donor is None:
             return False
-        self.matrix[k] = donor.matrix[j]
+        if movie_id in donor.recorded:
+            stamp, vector = donor.recorded[movie_id]
+        else:
+            j = donor.position.get(movie_id, -1)
+            if j < 0 or donor.state[j] != SOUND:
+                return False
+            stamp, vector = donor.stamps[j], donor.matrix[j]
+        if not np.array_equal(stamp, self.stamps[k]):
+            return False
+        self.matrix[k] = vector
         self.state[k] = SOUND
         return True
 
@@ -414,8 +451,9 @@ class Index:
     def apply(self, scan: FolderScan) -> bool:
         """Mark the files the index vouches for (unchanged since it was written) in the scan.
 
-        True when it vouches for every file it lists, i.e. when the old tables hold exactly
-        the sound ones among them.
+        True when every sound file it lists is unchanged, i.e. when the old tables hold
+        exactly the sound files it vouches for (a file it found bad may have been replaced
+        or removed since: the tables never held it).
         """
         if self.dim != scan.dim:
             return False
@@ -427,8 +465,7 @@ class Index:
         for i in np.flatnonzero(same & ~sound):
             scan.state[positions[i]] = BAD
             scan.problems[f"{scan.ids[positions[i]]}{SUFFIX}"] = self.problems[i]
-        return bool(same.all())
-
+        return bool(same[sound].all())
 
 
 def log_path(output: Path | str, info: ModelInfo) -> Path:

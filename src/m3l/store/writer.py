@@ -78,11 +78,14 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(held[0])  # now handled as it would have been
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> os.stat_result:
+    """Write `data` to `path` atomically; the file's status as written (the rename keeps it)."""
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
+            status = os.fstat(handle.fileno())
+    return status
 
 
 @dataclass
@@ -102,8 +105,11 @@ class Summary:
 class FeatureStore:
     """The per-movie JSON files and the log of one model under an output root."""
 
-    def __init__(self, output: Path, info: ModelInfo) -> None:
+    def __init__(self, output: Path, info: ModelInfo, lend_written: bool = True) -> None:
+        """`lend_written`: keep each vector written for the consolidation after the run (one float32
+        matrix of the run's vectors); off when no consolidation follows."""
         self.info = info
+        self.lend_written = lend_written
         self.output = Path(output)
         self.folder = self.output / info.folder
         self.log_path = log_path(self.output, info)
@@ -197,7 +203,9 @@ class FeatureStore:
         if self.info.decimals is not None:
             values = [round(x, self.info.decimals) for x in values]
         with signals_held():
-            atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
+            status = atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
+            if self.scan is not None and self.lend_written:  # the consolidation takes the vector from here
+                self.scan.record(movie_id, status, np.array(values, dtype=np.float64).astype(np.float32))
             if self.mixed:
                 self.mixed(movie_id)
             self.summary.done += 1
