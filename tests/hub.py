@@ -8,8 +8,9 @@
 
 Requests in absolute form (`GET http://host/...`, as sent to a proxy) are served the
 same way and their host recorded, so the hub doubles as an HTTP proxy for the tests.
-Faults on demand: every answer a status (`fail_status`), no answer at all (`hang`),
-a connection dropped halfway through a file once (`cut_once`), slow files (`delay`).
+Faults on demand: every answer a status (`fail_status`), no answer at all (`hang`) or
+none to the file listing only (`hang_listing`), a connection dropped halfway through a
+file once (`cut_once`), slow files (`delay`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Hub:
         self.proxied_hosts: list[str] = []
         self.fail_status: int | None = None
         self.hang = False
+        self.hang_listing = False
         self.delay = 0.0
         self.cut_once: set[str] = set()  # paths whose next full GET is cut halfway
         self.stopping = threading.Event()
@@ -89,7 +91,7 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 hub.proxied_hosts.append(target.netloc)
             path = unquote(target.path)
             hub.requests.append((self.command, path, self.headers.get("Range")))
-            if hub.hang:
+            if hub.hang or (hub.hang_listing and (match := _INFO.match(path)) and match["kind"] == "tree"):
                 hub.stopping.wait(60)
                 self.close_connection = True
                 return

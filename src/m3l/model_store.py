@@ -70,6 +70,22 @@ def timeout() -> float:
     return float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT") or 10)
 
 
+def _hub_client() -> object:
+    """huggingface_hub's HTTP client, every request of which waits at most `timeout()` seconds."""
+    from huggingface_hub.utils._http import default_client_factory
+
+    client = default_client_factory()
+    client.event_hooks["request"].append(_bounded_wait)
+    return client
+
+
+def _bounded_wait(request: object) -> None:
+    """Give a request sent with no timeout ours: snapshot_download lists a repository's files so,
+    and would wait forever on a hub that accepts the connection and never answers."""
+    waits = request.extensions.get("timeout") or dict.fromkeys(("connect", "read", "write", "pool"))
+    request.extensions["timeout"] = {phase: timeout() if wait is None else wait for phase, wait in waits.items()}
+
+
 def mirrored(url: str) -> str:
     """`url` as fetched: `<M3L_DOWNLOAD_MIRROR>/<host>/<path>` when a mirror is set."""
     mirror = os.environ.get("M3L_DOWNLOAD_MIRROR", "").rstrip("/")
@@ -224,10 +240,11 @@ class ModelStore:
     def _fetch_hub(self, entry: StoreEntry, staging: Path) -> dict:
         """snapshot_download at the commit the revision resolves to; HF resumes files cut mid-way."""
         import httpx2
-        from huggingface_hub import HfApi, constants, snapshot_download
+        from huggingface_hub import HfApi, constants, set_client_factory, snapshot_download
         from huggingface_hub.errors import HfHubHTTPError
 
         assert entry.repo_id
+        set_client_factory(_hub_client)
         api = HfApi()
         try:
             commit = api.model_info(entry.repo_id, revision=entry.revision, timeout=timeout()).sha
