@@ -305,18 +305,19 @@ class FolderScan:
     def _take_listing(self, donor: FolderScan) -> np.ndarray:
         """The donor's listing with the files recorded since, and the problems of the entries it
         left out (names no id, entries no regular file); files are judged again when read."""
-        new = [movie_id for movie_id in donor.recorded if movie_id not in donor.position]
+        stamps, new, new_stamps = donor.stamps.copy(), [], []
+        for movie_id, (stamp, _) in donor.recorded.items():
+            k = donor.position.get(movie_id)
+            if k is None:
+                new.append(movie_id)
+                new_stamps.append(stamp)
+            else:
+                stamps[k] = stamp
         self.ids = donor.ids + new
         self.listed = donor.listed + len(new)
         self.problems = {name: problem for name, problem in donor.problems.items()
                          if name[:-len(SUFFIX)] not in donor.position}
-        stamps = np.concatenate([donor.stamps, np.zeros((len(new), 3), dtype=np.int64)])
-        for k, movie_id in enumerate(new, start=len(donor.ids)):
-            stamps[k] = donor.recorded[movie_id][0]
-        for movie_id, (stamp, _) in donor.recorded.items():
-            if movie_id in donor.position:
-                stamps[donor.position[movie_id]] = stamp
-        return stamps
+        return np.concatenate([stamps, np.array(new_stamps, dtype=np.int64).reshape(-1, 3)])
 
     def record(self, movie_id: str, status: os.stat_result, vector: np.ndarray) -> None:
         """A file this process wrote since the listing (its status after the write) and the float32
