@@ -214,3 +214,15 @@ def test_a_planted_spec_marker_is_no_marker_and_never_blocks(tmp_path, planted):
     else:
         marker.write_text("[1, 2]")
     assert spec.read_marker(folder) is None
+
+
+@pytest.mark.parametrize("models_arg, message", [
+    ("st:a/b@x/y,st:a/b@x--y", "st:a/b@x/y and st:a/b@x--y write to the same output folder st--a--b@x--y"),
+    (f"st:a/{'b' * 300}", "is too long: its output folder name would be 307 bytes"),
+])
+def test_specs_that_name_no_usable_folder_are_refused_before_any_work(spec_store, plots_tsv, tmp_path, monkeypatch,
+                                                                     capsys, models_arg, message):
+    monkeypatch.setenv("M3L_OFFLINE", "1")
+    assert _extract(spec_store, tmp_path / "out", plots_tsv, models_arg) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1

@@ -100,7 +100,8 @@ def resolve(names: list[str] | None, modality: str | None = None, output: Path |
     model of the table (of `modality`) when none are. Under `output`, a spec model's folder also names
     it, and its marker there gives its dimension.
 
-    A name that is no model (of `modality`) is a UserError listing the choices.
+    A name that is no model (of `modality`) is a UserError listing the choices, and so are two
+    models writing to one folder.
     """
     available = models_of(modality) if modality else list(MODELS.values())
     if not names:
@@ -114,7 +115,19 @@ def resolve(names: list[str] | None, modality: str | None = None, output: Path |
     elsewhere = [info for info in chosen if modality and info.modality != modality]
     if elsewhere:
         raise UserError(f"{elsewhere[0].name} is for the {elsewhere[0].modality} modality, not {modality}")
-    return list(dict.fromkeys(chosen))
+    return _one_per_folder(list(dict.fromkeys(chosen)))
+
+
+def _one_per_folder(chosen: list[ModelInfo]) -> list[ModelInfo]:
+    """Two specs spelled apart may name one folder (`st:a/b@x/y`, `st:a/b@x--y`): a run of both would
+    wait on its own lock, so they are refused before any work."""
+    by_folder: dict[str, ModelInfo] = {}
+    for info in chosen:
+        first = by_folder.setdefault(info.folder, info)
+        if first is not info:
+            raise UserError(f"{first.name} and {info.name} write to the same output folder {info.folder}; "
+                            "name one of them")
+    return chosen
 
 
 def _spec_model(name: str, output: Path | str | None) -> ModelInfo | None:

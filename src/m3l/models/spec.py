@@ -60,6 +60,9 @@ _NAME = r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?"
 _REPO_ID = re.compile(rf"(?:{_NAME}/)?{_NAME}")
 _REVISION = re.compile(r"[\w.-]+(?:/[\w.-]+)*")
 _CLASS = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+# The longest name derived from a folder, `.video_embeddings_<folder>.index.npz.XXXXXXXX.tmp`, must fit in
+# the 255 bytes most file systems allow in a name
+LONGEST_FOLDER = 255 - len(".video_embeddings_.index.npz.XXXXXXXX.tmp")
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,8 @@ def parse(text: str) -> SpecInfo:
     options = _options(text, family_name, query)
     canonical = f"{family_name}:{repo_id}" + (f"@{revision}" if at else "") + (
         "?" + "&".join(f"{k}={v}" for k, v in options) if options else "")
-    folder = "--".join([family_name, *repo_id.split("/")]) + (f"@{revision.replace('/', '--')}" if at else "") + (
-        "".join(f"+{k}={v}" for k, v in options))
+    folder = _short_enough(text, "--".join([family_name, *repo_id.split("/")]) + (
+        f"@{revision.replace('/', '--')}" if at else "") + "".join(f"+{k}={v}" for k, v in options))
     store_path = repo_id + (f"@{revision}" if at else "")
     entry = StoreEntry(store_path, repo_id=repo_id, revision=revision if at else "main",
                        allow_patterns=family.allow_patterns)
@@ -120,6 +123,13 @@ def parse(text: str) -> SpecInfo:
                     decimals=6 if family.modality == "audio" else None,
                     auto_precision="fp16" if family.modality == "audio" else "fp32",
                     family=family_name, repo_id=repo_id, revision=revision if at else None, options=options)
+
+
+def _short_enough(text: str, folder: str) -> str:
+    if len(folder.encode()) > LONGEST_FOLDER:
+        raise UserError(f"model spec {text[:60]!r}... is too long: its output folder name would be "
+                        f"{len(folder.encode())} bytes, at most {LONGEST_FOLDER} fit in a file name")
+    return folder
 
 
 def _options(text: str, family_name: str, query: str) -> tuple[tuple[str, str], ...]:
@@ -143,6 +153,7 @@ def _class_info(text: str) -> SpecInfo:
     (StoreEntry rows it needs in the store) and `dim` (else its `load` sets `self.info.with_dim`)."""
     from m3l.modalities import MODALITIES
 
+    folder = _short_enough(text, text.replace(":", "--"))
     module_name, _, class_name = text.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -157,7 +168,7 @@ def _class_info(text: str) -> SpecInfo:
     modality = getattr(cls, "modality", None)
     if modality not in MODALITIES:
         raise UserError(f"{text} must declare `modality`, one of {', '.join(MODALITIES)}")
-    return SpecInfo(text, text.replace(":", "--"), modality, int(getattr(cls, "dim", 0)),
+    return SpecInfo(text, folder, modality, int(getattr(cls, "dim", 0)),
                     tuple(getattr(cls, "files", ())), text, family="class")
 
 
