@@ -203,17 +203,24 @@ def _line_rows(lines: list[str]) -> list[Row]:
     return rows
 
 
+def _could_be_row(line: str) -> bool:
+    """Whether `line`, read alone, looks like a row: a tab after a valid id. A tab inside a quoted
+    plot's later line has text before it that is no id (spaces, punctuation)."""
+    first, tab, _ = line.partition("\t")
+    return bool(tab) and id_problem(first.strip()) is None
+
+
 def _tsv_rows(text: str) -> list[Row]:
     """The non-blank rows of a TSV: tab-separated lines, one row per line.
 
     A field spans lines only when the whole file reads as a valid quoted TSV and no
-    spanned line could be a row of its own (it holds no tab); otherwise every line
-    is a row, and rows whose reading differs from their line carry a note, so the
-    rows read always match the data lines or say why they do not.
+    spanned line could be a row of its own; otherwise every line is a row, and rows
+    whose reading differs from their line carry a note, so the rows read always
+    match the data lines or say why they do not.
     """
     lines = _lines(text)
     quoted = _quoted_rows(text)
-    if quoted is None or any("\t" in line for row in quoted for line in lines[row.line:row.last]):
+    if quoted is None or any(_could_be_row(line) for row in quoted for line in lines[row.line:row.last]):
         rows = _line_rows(lines)
     else:
         rows = quoted
@@ -244,16 +251,24 @@ def read_plots(path: Path) -> Catalogue:
     return builder.catalogue
 
 
-def read_media_map(path: Path) -> Catalogue:
+_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
+def read_media_map(path: Path, download: str = "") -> Catalogue:
     """TSV mapping `movie_id` to a media file path; the header row is optional.
 
     Relative paths resolve against the TSV's folder. Missing files are kept as items:
     the decoder reports them, so that they are logged per model like any bad file.
+    A file of links (its first path is an http(s) URL) is a UserError naming `download`,
+    the command that fetches them, with `{links}` standing for the file.
     """
     text, _ = _read_text(path)
     rows = _tsv_rows(text)
     if rows and rows[0].cell(0).lower() in {"movie_id", "id", "movieid", "item_id"}:
         rows = rows[1:]
+    if rows and _URL.match(rows[0].cell(1)):
+        raise UserError(f"{path} lists links ({printable(rows[0].cell(1))}), not media files: download them first "
+                        f"with {download.format(links=path) or 'a download script'}")
     builder = _Builder()
     for row in rows:
         movie_id, media = row.cell(0), row.cell(1)
@@ -287,15 +302,15 @@ def read_media_dir(folder: Path, extensions: tuple[str, ...]) -> Catalogue:
     return builder.catalogue
 
 
-def read_media(path: Path, extensions: tuple[str, ...]) -> Catalogue:
-    """A media catalogue given as a folder of `<id>.<ext>` files or as a TSV map.
+def read_media(path: Path, extensions: tuple[str, ...], download: str = "") -> Catalogue:
+    """A media catalogue given as a folder of `<id>.<ext>` files or as a TSV map (see read_media_map).
 
     Item paths are absolute, so that workers running elsewhere (the Ray engine) find them.
     """
     path = path.absolute()
     if path.is_dir():
         return read_media_dir(path, extensions)
-    return read_media_map(path)
+    return read_media_map(path, download)
 
 
 def read_ids(path: Path) -> set[str]:

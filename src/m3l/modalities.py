@@ -14,6 +14,10 @@ from m3l.media import LoaderOptions
 from m3l.media.image import add_arguments as image_arguments
 
 DATA = Path(__file__).resolve().parents[2] / "data"
+# What to run first when a link file (URLs) is given as the catalogue; docs/media.md
+POSTER_DOWNLOAD = "python src/download_posters.py --links {links} --out media/poster, then --posters media/poster"
+TRAILER_DOWNLOAD = ("python src/download_trailers.py --links {links} --out media/trailers, "
+                    "then --trailers media/trailers/trailers.tsv")
 
 
 def no_extra_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,13 +47,16 @@ MODALITIES = {
         Modality("text", "--plots", "TSV with a header row: movie_id<TAB>plot", DATA / "plots.tsv",
                  read_plots, "m3l.media.text", batch_size=32, workers=0, longest_first=True),
         Modality("image", "--posters", "folder of <id>.<ext> posters, or a TSV mapping movie_id to an image path",
-                 DATA / "poster", lambda path: read_media(path, image_extensions()), "m3l.media.image",
+                 DATA / "poster", lambda path: read_media(path, image_extensions(), POSTER_DOWNLOAD),
+                 "m3l.media.image",
                  batch_size=32, workers=2, add_arguments=image_arguments),
         Modality("audio", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
-                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS), "m3l.media.audio",
+                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
+                 "m3l.media.audio",
                  batch_size=8, workers=2),
         Modality("video", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
-                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS), "m3l.media.video",
+                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
+                 "m3l.media.video",
                  batch_size=8, workers=2),
     )
 }

@@ -6,6 +6,7 @@ import pytest
 
 from m3l.catalog import image_extensions, id_problem, read_media, read_plots
 from m3l.errors import UserError
+from tests.testlib import run_script
 
 
 @pytest.mark.parametrize("movie_id", ["1", "193609", "tt0114709", "a_b-c"])
@@ -103,3 +104,26 @@ def test_ids_that_would_collide_in_tables_or_on_case_insensitive_disks_are_refus
     catalogue = read_media(tmp_path, image_extensions())
     assert [i.id for i in catalogue.items] == ["007", "X"]
     assert {label for label, _ in catalogue.rejected} == {"7", "x"}
+
+
+def test_a_tab_on_a_later_line_of_a_quoted_plot_makes_no_phantom_row(tmp_path):
+    items, rejected, warnings = _plots(tmp_path, '1\t"First line\nsecond line\twith a tab."\n2\tSecond plot\n')
+    assert items == [("1", "First line\nsecond line\twith a tab."), ("2", "Second plot")] and not rejected
+    assert warnings == {"1": "a quoted field spans lines 2-3: read as one row"}
+
+
+@pytest.mark.parametrize("script, flag, header, link, download", [
+    ("extract_images.py", "--posters", "movie_id\tposter_link", "https://image.example.org/t/p/original/a.jpg",
+     "download_posters.py"),
+    ("extract_audio.py", "--trailers", "movie_id\ttrailer_link", "http://www.youtube.com/watch?v=abc",
+     "download_trailers.py"),
+])
+def test_a_link_file_given_to_an_extractor_stops_it_naming_the_download_script(tmp_path, script, flag, header, link,
+                                                                               download):
+    links = tmp_path / "links.tsv"
+    links.write_text(f"{header}\n1\t{link}\n2\t{link}\n")
+    result = run_script(script, flag, links, "--output", tmp_path / "out", "--models-dir", tmp_path / "models",
+                        timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ") and download in result.stderr and str(links) in result.stderr
+    assert not (tmp_path / "out").exists()
