@@ -104,6 +104,19 @@ def test_auto_reads_a_consolidated_table_only_while_it_is_up_to_date(tmp_path):
     assert ids == ["1", "2", "3"] and np.all(matrix[0] == 0.5)
 
 
+@pytest.mark.parametrize("link", ["dangling", "looping"])
+def test_a_broken_json_link_does_not_make_a_stale_table_current(tmp_path, link):
+    store = write_features(tmp_path, "minilm", random_vectors("minilm", ["1", "2"]))
+    set_mtime(tmp_path / "text_embeddings_minilm.h5", 1_000_000)
+    set_mtime(tmp_path / "text_embeddings_minilm.parquet", 1_000_000)
+    store.write("3", np.ones(384, np.float32))  # added by a --no-consolidate run
+    (store.folder / "9.json").symlink_to(store.folder / ("9.json" if link == "looping" else "gone.json"))
+    assert choose_source(tmp_path, "minilm") == "json"
+    assert load_features(tmp_path, "minilm")[0] == ["1", "2", "3"]
+    [summary] = list_models(tmp_path)
+    assert (summary.count, summary.source) == (3, "json")
+
+
 def test_tables_alone_are_used_when_the_json_folder_is_gone(tmp_path):
     vectors = random_vectors("vit", ["4", "3"])
     store = write_features(tmp_path, "vit", vectors)

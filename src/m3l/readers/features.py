@@ -56,11 +56,19 @@ def _sorted(ids: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
 
 
 def _newest_json_change_ns(folder: Path) -> int | None:
-    """The latest modification among the folder and its JSON files; None when there is no folder."""
+    """The latest modification among the folder and its JSON files; None when there is no folder.
+
+    Entries are not followed: a dangling link is one more entry of the folder, not its absence."""
     try:
+        newest = folder.stat().st_mtime_ns
         with os.scandir(folder) as entries:
-            stamps = [entry.stat().st_mtime_ns for entry in entries if entry.name.endswith(".json")]
-        return max([folder.stat().st_mtime_ns, *stamps])
+            for entry in entries:
+                if entry.name.endswith(".json"):
+                    try:
+                        newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
+                    except FileNotFoundError:  # removed since the listing: the folder's stamp tells
+                        pass
+        return newest
     except FileNotFoundError:
         return None
 
