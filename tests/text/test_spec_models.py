@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import m3l
 from m3l.errors import UserError
 from m3l.readers.features import load_features
 from m3l.models import spec
@@ -181,6 +183,8 @@ def test_own_encoder_class_from_the_docs_runs_like_the_others(spec_store, plots_
     assert ids == ["1", "2", "3"] and matrix.shape == (3, 26)
     np.testing.assert_allclose(matrix.sum(axis=1), 1, atol=1e-6)
     assert (output / "text_embeddings_letters--LetterCounts.h5").is_file()
+    marker = {"spec": "letters:LetterCounts", "dim": 26, "modality": "text"}
+    assert spec.recorded_marker(output / "letters--LetterCounts") == marker
 
 
 def test_spec_download_takes_only_what_its_loader_reads(spec_store, tmp_path):
@@ -226,3 +230,47 @@ def test_specs_that_name_no_usable_folder_are_refused_before_any_work(spec_store
     assert _extract(spec_store, tmp_path / "out", plots_tsv, models_arg) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, monkeypatch, capsys):
+    """A downloaded features folder whose marker names `pwn:X`, a `pwn.py` on the path: every reader
+    lists, reads, audits and consolidates the folder from its marker alone and never runs the module."""
+    from consolidate import main as consolidate_main
+    from report import main as report_main
+    from verify import main as verify_main
+
+    ran = tmp_path / "ran"
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "pwn.py").write_text(f"open({str(ran)!r}, 'w').close()\nX = object\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    output = tmp_path / "out"
+    folder = output / "pwn--X"
+    folder.mkdir(parents=True)
+    (folder / spec.MARKER).write_text('{"spec": "pwn:X", "dim": 3, "modality": "text"}')
+    (folder / "1.json").write_text('{"1": [0.25, 0.5, 0.75]}')
+    (folder / "2.json").write_text('{"2": [0.25, 0.5')  # a corrupt file verify must still report
+
+    [summary] = m3l.list_models(output)
+    assert (summary.name, summary.modality, summary.dim, summary.count) == ("pwn:X", "text", 3, 1)
+    for name in ("pwn:X", "pwn--X"):
+        ids, matrix = load_features(output, name)
+        assert ids == ["1"] and matrix.tolist() == [[0.25, 0.5, 0.75]]
+    capsys.readouterr()
+    assert verify_main(["--output", str(output)]) == 1
+    assert verify_main(["--output", str(output), "--models", "pwn:X"]) == 1
+    out = capsys.readouterr().out
+    assert "2.json" in out and "verify: OK" not in out
+    assert consolidate_main(["--output", str(output)]) == 0
+    assert report_main(["--output", str(output)]) == 0
+    assert not ran.exists() and "pwn" not in sys.modules
+
+    # a marker written before the modality was recorded: the consolidated tables' name gives it
+    (folder / spec.MARKER).write_text('{"spec": "pwn:X", "dim": 3}')
+    assert [(s.name, s.modality, s.count) for s in m3l.list_models(output)] == [("pwn:X", "text", 1)]
+    (output / "text_embeddings_pwn--X.h5").unlink()
+    (output / "text_embeddings_pwn--X.parquet").unlink()
+    (output / "text_embeddings_pwn--X.index.npz").unlink()
+    assert m3l.list_models(output) == []
+    with pytest.raises(UserError, match="no features of pwn:X"):
+        load_features(output, "pwn:X")
+    assert not ran.exists() and "pwn" not in sys.modules

@@ -131,12 +131,21 @@ def _one_per_folder(chosen: list[ModelInfo]) -> list[ModelInfo]:
 
 
 def _spec_model(name: str, output: Path | str | None) -> ModelInfo | None:
-    """A model spec, or the output folder of one under `output`; None when `name` is neither."""
+    """A model spec, or the output folder of one under `output`; None when `name` is neither.
+
+    Under `output` (a reader), a `module.path:ClassName` model is what its folder's marker
+    records: reading features never imports the user's code."""
     from m3l.models import spec  # imports this module
 
-    parsed = spec.parse(name) if spec.is_spec(name) else None
-    recorded = spec.read_marker(Path(output) / (parsed.folder if parsed else name)) if output is not None else None
-    return recorded or parsed
+    if output is None:
+        return spec.parse(name) if spec.is_spec(name) else None
+    folder = spec.folder_of(name) if spec.is_spec(name) else name
+    recorded = spec.read_marker(Path(output) / folder)
+    if recorded or not spec.is_spec(name):
+        return recorded
+    if spec.is_class(name):
+        raise UserError(f"no features of {name} under {output}: no {folder}/ holding its {spec.MARKER} marker")
+    return spec.parse(name)
 
 
 def lookup(model: str | ModelInfo, modality: str | None = None, output: Path | str | None = None) -> ModelInfo:

@@ -4,14 +4,17 @@ A spec becomes a `SpecInfo`, a `ModelInfo` row built on the fly: its output fold
 file-system-safe form of the spec (`st:BAAI/bge-small-en-v1.5` → `st--BAAI--bge-small-en-v1.5`),
 its store path the repository id (with `@REVISION` when pinned), and its dimension is
 unknown (0) until the encoder reads it from the loaded model. The folder's marker file
-records the spec and that dimension, so readers know a spec folder without being told.
+records the spec, that dimension and the modality, so readers know a spec folder without
+being told, and without running any code.
 
 Light like the model table: nothing here imports torch or a model library, except
-that `module.path:ClassName` imports the user's module to read its modality.
+that `parse("module.path:ClassName")` imports the user's module to read its modality,
+which only an extractor asked to run that class does.
 """
 
 from __future__ import annotations
 
+import glob
 import importlib
 import json
 import os
@@ -55,7 +58,7 @@ FAMILIES: dict[str, Family] = {
     "hf-video": Family("video", "m3l.models.families:HFVideoEncoder", _CONFIG_AND_WEIGHTS, {},
                        "AutoModel + its image processor config, windows of num_frames, mean of the clips"),
 }
-MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ...}
+MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ..., "modality": ...}
 _NAME = r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?"
 _REPO_ID = re.compile(rf"(?:{_NAME}/)?{_NAME}")
 _REVISION = re.compile(r"[\w.-]+(?:/[\w.-]+)*")
@@ -100,7 +103,7 @@ def parse(text: str) -> SpecInfo:
     """The SpecInfo of a spec; a malformed spec is a UserError naming what is wrong."""
     family_name, _, rest = text.partition(":")
     if family_name not in FAMILIES:
-        if _CLASS.fullmatch(text):
+        if is_class(text):
             return _class_info(text)
         raise UserError(f"unknown model family {family_name!r} in {text!r}; use one of "
                         f"{', '.join(f'{name}:' for name in FAMILIES)} or module.path:ClassName")
@@ -148,12 +151,27 @@ def _options(text: str, family_name: str, query: str) -> tuple[tuple[str, str], 
     return tuple(sorted((k, v) for k, v in options.items() if v != allowed[k][0]))
 
 
+def is_class(text: str) -> bool:
+    """Whether `text` names the user's own encoder class (`module.path:ClassName`)."""
+    return text.partition(":")[0] not in FAMILIES and bool(_CLASS.fullmatch(text))
+
+
+def class_folder(text: str) -> str:
+    """The output folder of `module.path:ClassName`, known without importing it."""
+    return _short_enough(text, text.replace(":", "--"))
+
+
+def folder_of(text: str) -> str:
+    """The output folder a spec names; a `module.path:ClassName` spec is not imported."""
+    return class_folder(text) if is_class(text) else parse(text).folder
+
+
 def _class_info(text: str) -> SpecInfo:
     """`module.path:ClassName`: an Encoder subclass declaring `modality`, and optionally `files`
     (StoreEntry rows it needs in the store) and `dim` (else its `load` sets `self.info.with_dim`)."""
     from m3l.modalities import MODALITIES
 
-    folder = _short_enough(text, text.replace(":", "--"))
+    folder = class_folder(text)
     module_name, _, class_name = text.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -172,23 +190,52 @@ def _class_info(text: str) -> SpecInfo:
                     tuple(getattr(cls, "files", ())), text, family="class")
 
 
-def marker_bytes(info: SpecInfo) -> bytes:
-    return json.dumps({"spec": info.name, "dim": info.dim}).encode()
+def marker(info: SpecInfo) -> dict:
+    """What a spec model's folder records: its spec, dimension (0 until known) and modality."""
+    return {"spec": info.name, "dim": info.dim, "modality": info.modality}
 
 
-def read_marker(folder: Path) -> SpecInfo | None:
-    """The SpecInfo recorded in an output folder (dim included once known); None for other folders."""
+def recorded_marker(folder: Path) -> dict | None:
+    """The JSON object of the folder's marker; None when there is no readable one."""
     try:  # a link or FIFO planted at the marker's name is no marker: never followed or waited on
         fd = os.open(Path(folder) / MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return None
             recorded = json.loads(handle.read(1 << 16))
-        spec, dim = recorded["spec"], int(recorded.get("dim") or 0)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (OSError, ValueError):
         return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def read_marker(folder: Path) -> SpecInfo | None:
+    """The SpecInfo recorded in an output folder (dim included once known); None for other folders.
+
+    Reading a folder never runs code: a `module.path:ClassName` spec is not imported, its
+    modality is the marker's (a marker written before the modality was recorded: the modality
+    in the name of the folder's consolidated tables)."""
+    recorded = recorded_marker(folder)
     try:
-        info = parse(spec)
-    except UserError:
+        spec, dim = recorded["spec"], int(recorded.get("dim") or 0)
+        info = _recorded_class(spec, recorded.get("modality") or _table_modality(Path(folder))) \
+            if is_class(spec) else parse(spec)
+    except (TypeError, KeyError, ValueError, AttributeError, UserError):
         return None
-    return info.with_dim(dim) if info.folder == Path(folder).name else None
+    return info.with_dim(dim) if info.folder == Path(folder).name and dim >= 0 else None
+
+
+def _recorded_class(text: str, modality: object) -> SpecInfo:
+    """A `module.path:ClassName` model as its folder records it, without importing the module."""
+    from m3l.modalities import MODALITIES
+
+    if modality not in MODALITIES:
+        raise UserError(f"no modality recorded for {text}")
+    return SpecInfo(text, class_folder(text), modality, 0, (), text, family="class")
+
+
+def _table_modality(folder: Path) -> str | None:
+    """The modality in the name of a folder's consolidated files, `<modality>_embeddings_<folder>.*`."""
+    from m3l.modalities import MODALITIES
+
+    return next((modality for modality in MODALITIES
+                 if any(folder.parent.glob(f"{modality}_embeddings_{glob.escape(folder.name)}.*"))), None)

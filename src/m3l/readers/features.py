@@ -119,7 +119,7 @@ def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "au
 
     Read from the JSON folder's provenance.jsonl, or from the consolidated table's metadata.
     """
-    info = lookup(model)
+    info = lookup(model, output=output_dir)
     if source == "auto":
         source = choose_source(output_dir, info)
     if source == "json":

@@ -102,7 +102,7 @@ def export(output: Path, item_map: Path, target: Path, models: list[str] | None 
     """
     item_ids = read_item_map(item_map)
     check_folder_path(target, "--to")
-    infos = resolve(models) if models else found_models(output)
+    infos = resolve(models, output=output) if models else found_models(output)
     if not infos:
         raise UserError(f"no features under {output}")
     wanted = set(item_ids)

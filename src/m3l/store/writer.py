@@ -25,7 +25,7 @@ import numpy as np
 
 from m3l.catalog import id_problem, printable
 from m3l.models import ModelInfo
-from m3l.models.spec import MARKER, SpecInfo, marker_bytes, read_marker
+from m3l.models.spec import MARKER, SpecInfo, marker, read_marker, recorded_marker
 from m3l.store.files import OutputError, open_regular, real_folder
 from m3l.store.format import DIRECTORY, FolderScan, Index, index_path, log_line, log_path
 from m3l.store.provenance import ProvenanceLog
@@ -120,10 +120,7 @@ class FeatureStore:
         self.started = time.perf_counter()
         if isinstance(info, SpecInfo):  # its dimension: recorded by an earlier run, else known at its first vector
             recorded = read_marker(self.folder)
-            if recorded and recorded.dim:
-                self.info = recorded
-            else:
-                self._record(info)
+            self._record(recorded if recorded and recorded.dim else info)
         self.mixed: Callable[[str], None] | None = None  # logs each id written under a second provenance
 
     def claim(self, provenance: dict, allow_mixed: bool) -> None:
@@ -187,8 +184,11 @@ class FeatureStore:
         return todo
 
     def _record(self, info: SpecInfo) -> None:
-        """A spec model's marker: its spec and, once known, its dimension."""
-        atomic_write_bytes(self.folder / MARKER, marker_bytes(info))
+        """A spec model's marker: its spec, modality and, once known, its dimension. Written only when
+        that changes (a marker written before the modality was recorded gains it): a write to the folder
+        makes its tables look out of date."""
+        if recorded_marker(self.folder) != marker(info):
+            atomic_write_bytes(self.folder / MARKER, json.dumps(marker(info)).encode())
         self.info = info
 
     def write(self, movie_id: str, vector: np.ndarray) -> None:
