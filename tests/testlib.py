@@ -26,6 +26,7 @@ QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
                                  "--feed-trailers", "4"]),
     "bench_spec_models.py": ("text", ["--modality", "text", "--items", "4", "--repeats", "1"]),
     "bench_store.py": ("text", ["--sizes", "200", "--dims", "384", "--repeats", "1"]),
+    "bench_compare.py": ("text", ["--items", "20", "--dim", "384", "--repeats", "1"]),
 }
 
 # Benchmarks whose smallest run takes minutes (Ray's start-up and actors) or needs a GPU: their tests
