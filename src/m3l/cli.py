@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from m3l import engines, models
+from m3l import config, engines, models, progress
 from m3l.catalog import Catalogue, check_folder_path, read_ids
 from m3l.models import spec
 from m3l.errors import UserError
@@ -48,17 +48,54 @@ def build_parser(modality: Modality, default_models: list[str], description: str
                         help=f"items (video: clips) per forward pass (default: {modality.batch_size})")
     parser.add_argument("--workers", type=_workers, default="auto",
                         help=f"decoding worker processes, 0 decodes inline; auto: {modality.workers} on a CPU"
-                             + (f", one per core but one (at most {MAX_AUTO_WORKERS}) on a GPU" if modality.workers else "")
-                             + " (default: auto)")
+                             + (f", one per core but one (at most {MAX_AUTO_WORKERS}) on a GPU"
+                                if modality.workers else "") + " (default: auto)")
     parser.add_argument("--limit", type=_positive, help="process only the first N catalogue items")
     parser.add_argument("--ids", type=Path, help="process only the ids listed in this file, one a line")
     parser.add_argument("--no-consolidate", action="store_true", help="skip the Parquet/HDF5 consolidation")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="write into model folders made with other weights, recipe or precision; "
                              "every id written is logged in the folder's provenance.jsonl")
+    parser.add_argument("--progress-every", type=_positive_float, default=60.0, metavar="SECONDS",
+                        help="where stderr is not a terminal (a log), a progress line per model this often "
+                             "(default: 60)")
     modality.add_arguments(parser)
     engines.add_arguments(parser)
+    group = parser.add_argument_group("configuration (see docs/config.md)")
+    group.add_argument("--config", type=Path, metavar="FILE",
+                       help=f"TOML file: shared defaults at the top, options of this script under [{modality.name}]; "
+                            "options given here win")
+    group.add_argument("--set", action="append", default=[], metavar="MODALITY.OPTION=VALUE",
+                       help=f"override one config option (e.g. {modality.name}.batch-size=16); repeatable")
+    group.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     return parser
+
+
+def parse_arguments(modality: str, argv: list[str] | None = None, default_models: list[str] | None = None,
+                    description: str | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The command line over the defaults of its --config and --set (a single-model script keeps its
+    model); a config mistake is a UserError naming the key."""
+    parsers = {name: build_parser(row, [info.name for info in models.models_of(name)], f"Extract {name} features.")
+               for name, row in MODALITIES.items()}
+    if default_models or description:
+        names = default_models or [info.name for info in models.models_of(modality)]
+        parsers[modality] = build_parser(MODALITIES[modality], names, description or f"Extract {modality} features.")
+    parser = parsers[modality]
+    first = parser.parse_args(argv)
+    if first.config is not None or first.set:
+        folder = first.config.absolute().parent if first.config is not None else Path()
+        defaults = config.modality_defaults(config.read(first.config, first.set), folder, parsers, modality)
+        if default_models:
+            defaults.pop("models", None)
+        parser.set_defaults(**defaults)
+    return parser, parser.parse_args(argv)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -151,25 +188,6 @@ def create_encoders(modality: Modality, args: argparse.Namespace, infos: list[mo
     return encoders
 
 
-@contextmanager
-def progress_bars() -> Iterator[Callable[[str, int], Callable[[], None]]]:
-    """One tqdm bar per model; tqdm stays quiet when stderr is not a terminal."""
-    from tqdm import tqdm
-
-    bars = []
-
-    def new_bar(name: str, total: int) -> Callable[[], None]:
-        bar = tqdm(total=total, desc=name, unit="item", position=len(bars), disable=None, dynamic_ncols=True)
-        bars.append(bar)
-        return lambda: bar.update(1)
-
-    try:
-        yield new_bar
-    finally:
-        for bar in bars:
-            bar.close()
-
-
 def extract(modality: Modality, args: argparse.Namespace) -> None:
     run = engines.select(args)
     catalogue = load_catalogue(modality, args)
@@ -187,10 +205,10 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
                     store.skip(movie_id, reason)
                 for movie_id, reason in catalogue.warnings:
                     store.log(movie_id, "warning", reason)
-            with progress_bars() as progress:
+            with progress.progress(args.progress_every) as counters:
                 loader = modality.make_loader(encoders, LoaderOptions.of(args))
                 workers = resolve_workers(args.workers, modality, encoders[0].device, args.engine)
-                run(catalogue.items, loader, encoders, stores, args.batch_size, workers, progress)
+                run(catalogue.items, loader, encoders, stores, args.batch_size, workers, counters)
         if not args.no_consolidate:
             for store in stores.values():
                 consolidate(output, store.info, store.scan)
@@ -223,12 +241,14 @@ def _terminate(signum: int, frame: object) -> None:
 def main(modality: str, argv: list[str] | None = None, default_models: list[str] | None = None,
          description: str | None = None) -> int:
     """Entry point of an extract script; returns the process exit code."""
-    chosen = MODALITIES[modality]
-    names = default_models or [info.name for info in models.models_of(modality)]
-    args = build_parser(chosen, names, description or f"Extract {modality} features.").parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        extract(chosen, args)
+        parser, args = parse_arguments(modality, argv, default_models, description)
+        if args.print_config:
+            print(config.dumps({modality: config.resolved(parser, args)}), end="")
+            return 0
+        progress.keep_library_bars_out()
+        extract(MODALITIES[modality], args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from typing import Any
 from m3l.catalog import Item
 from m3l.engines.pipeline import Batcher, Plan, Prepared, Recorder, feed, load_encoders, prepare
 from m3l.models.base import Encoder
+from m3l.progress import NewCounter
 from m3l.store.writer import FeatureStore
 
 
@@ -111,7 +112,7 @@ def prepared_stream(dataset: PreparedItems, workers: int,
 
 def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
         stores: dict[str, FeatureStore], batch_size: int, workers: int,
-        progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
+        progress: NewCounter | None = None) -> None:
     """Compute every pending (item, encoder) pair and write it to that encoder's store."""
     plan = Plan.of(items, encoders, stores)
     stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers, batch_size)

@@ -21,6 +21,7 @@ import numpy as np
 from m3l.catalog import Item
 from m3l.errors import UserError
 from m3l.models.base import Encoder, use_precision
+from m3l.progress import NewCounter
 from m3l.store.writer import FeatureStore
 
 
@@ -179,9 +180,9 @@ class Recorder:
     """The driver's end of a run: outcomes and warnings into each model's store, and progress."""
 
     def __init__(self, stores: dict[str, FeatureStore], plan: Plan,
-                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> None:
+                 progress: NewCounter | None = None) -> None:
         self.stores = stores
-        self.ticks = {folder: progress(folder, len(ids)) if progress else (lambda: None)
+        self.ticks = {folder: progress(folder, len(ids)) if progress else (lambda failed: None)
                       for folder, ids in plan.pending.items()}
 
     def warn(self, movie_id: str, folders: Iterable[str], warnings: Iterable[str]) -> None:
@@ -191,14 +192,16 @@ class Recorder:
 
     def __call__(self, folder: str, movie_id: str, outcome: Outcome) -> None:
         store = self.stores[folder]
-        if isinstance(outcome, Failure):
+        failed = isinstance(outcome, Failure)
+        if failed:
             store.fail(movie_id, outcome.reason)
         else:
             try:
                 store.write(movie_id, outcome)
             except ValueError as error:
                 store.fail(movie_id, describe(error))
-        self.ticks[folder]()
+                failed = True
+        self.ticks[folder](failed)
 
 
 def load_encoders(encoders: Iterable[Encoder]) -> None:

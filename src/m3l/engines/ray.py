@@ -36,6 +36,7 @@ from m3l.engines.pipeline import (Batcher, DeviceError, Failure, Outcome, Plan, 
                                   prepare)
 from m3l.errors import UserError
 from m3l.models.base import Encoder
+from m3l.progress import NewCounter
 from m3l.store.writer import FeatureStore
 
 TASK_RETRIES = 3  # attempts after a worker dies while running a batch; then its items are logged as lost
@@ -86,7 +87,7 @@ class _Embed:
 
 def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
         stores: dict[str, FeatureStore], batch_size: int, workers: int,
-        progress: Callable[[str, int], Callable[[], None]] | None = None,
+        progress: NewCounter | None = None,
         *, address: str | None = None, gpus_per_worker: float = 0.0) -> None:
     """Compute every pending (item, encoder) pair on Ray and write it to that encoder's store.
 
