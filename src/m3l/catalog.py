@@ -52,7 +52,12 @@ class Catalogue:
         return self if n is None else Catalogue(self.items[:n], self.rejected, self.warnings)
 
     def only(self, wanted: set[str]) -> Catalogue:
-        return Catalogue([item for item in self.items if item.id in wanted], self.rejected, self.warnings)
+        """The items of the wanted ids, and only their rejections and notes (a folder entry's by its stem)."""
+        def asked(label_note: tuple[str, str]) -> bool:
+            return label_note[0] in wanted or Path(label_note[0]).stem in wanted
+
+        return Catalogue([item for item in self.items if item.id in wanted],
+                         list(filter(asked, self.rejected)), list(filter(asked, self.warnings)))
 
 
 def id_problem(movie_id: str) -> str | None:

@@ -58,6 +58,15 @@ def test_media_folder_picks_one_file_per_id_deterministically(tmp_path):
     assert "2.png ignored" in reasons["2"] and "invalid id" in reasons["bad id"]
 
 
+def test_ids_keeps_only_the_selected_ids_rejections_and_notes(tmp_path):
+    """Rows outside --ids were not asked for: they are not logged as skipped on every run."""
+    for name in ("1.png", "2.png", "2.JPG", "3.txt", "4.txt", "bad id.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    catalogue = read_media(tmp_path, image_extensions()).only({"1", "3"})
+    assert [item.id for item in catalogue.items] == ["1"]
+    assert catalogue.rejected == [] and [label for label, _ in catalogue.warnings] == ["3.txt"]
+
+
 def test_missing_input_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         read_media(tmp_path / "nope.tsv", ())
