@@ -15,6 +15,7 @@ from m3l import models
 from m3l.catalog import Item
 from m3l.media.video import loader_for
 from tests.testlib import bigbuckbunny, bikes
+from tests.video.media import write_video
 from tests.video.reference import RECIPES, clip_of, decode_all_frames, windows
 
 NAMES = [info.name for info in models.models_of("video")]
@@ -87,6 +88,13 @@ def test_each_frame_is_kept_once_and_only_if_a_model_uses_it(media):
     assert len(video.frames.tensor) == 160 + 80  # every frame below 160 (r2p1d), the even ones from 160 to 318
     assert video.rows["r2p1d"] == list(range(160))
     assert video.rows["slowfast"] == list(range(0, 160, 2)) + list(range(160, 240))
+
+
+def test_a_trailer_starting_after_30_s_fails_saying_why(tmp_path):
+    trailer = write_video(tmp_path / "late.mp4", [40] * 3, start_ms=40_000)
+    with pytest.raises(ValueError, match="no video frame could be decoded: its first frame is at 40.00 s, after the "
+                                         "30 s the recipe reads"):
+        loader_for(encoders(["r2p1d"]), None)(Item("1", str(trailer)))
 
 
 def test_a_damaged_trailer_decodes_alike_whatever_cpus_the_process_may_use(bad_trailers):

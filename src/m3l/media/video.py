@@ -137,6 +137,9 @@ def _frames_until_done(container, stream, wanted: int, warnings: list[str]):
             continue
         for frame in frames:
             if frame.pts is not None and frame.pts * stream.time_base > limit:
+                if count == 0:
+                    warnings.append(f"its first frame is at {float(frame.pts * stream.time_base):.2f} s, after the "
+                                    f"{MAX_SECONDS} s the recipe reads (timestamps as stored, not shifted)")
                 return
             yield frame
             count += 1
