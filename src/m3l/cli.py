@@ -59,6 +59,10 @@ def build_parser(modality: Modality, default_models: list[str], description: str
     parser.add_argument("--progress-every", type=_positive_float, default=60.0, metavar="SECONDS",
                         help="where stderr is not a terminal (a log), a progress line per model this often "
                              "(default: 60)")
+    parser.add_argument("--adopt-as", type=_label, metavar="LABEL",
+                        help="write into a model folder that holds vectors and no provenance record (e.g. the "
+                             "published M3L features), recording the ids there now as adopted under LABEL "
+                             "(e.g. m3l-published) and this run's own under its provenance")
     modality.add_arguments(parser)
     engines.add_arguments(parser)
     group = parser.add_argument_group("configuration (see docs/config.md)")
@@ -103,6 +107,12 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _label(text: str) -> str:
+    if not re.fullmatch(r"[\w.@+-]{1,64}", text, re.ASCII):
+        raise argparse.ArgumentTypeError("must be 1 to 64 letters, digits or . _ @ + -")
+    return text
 
 
 def _workers(text: str) -> int | str:
@@ -199,7 +209,8 @@ def extract(modality: Modality, args: argparse.Namespace) -> None:
         with printed_summaries(stores.values()):  # from here on, however the run ends (Ctrl-C while loading too)
             encoders = create_encoders(modality, args, infos, paths)
             for encoder in encoders:
-                stores[encoder.info.folder].claim(provenance_of(encoder, args.models_dir), args.allow_mixed)
+                stores[encoder.info.folder].claim(provenance_of(encoder, args.models_dir), args.allow_mixed,
+                                                  args.adopt_as)
             for store in stores.values():
                 for movie_id, reason in catalogue.rejected:
                     store.skip(movie_id, reason)

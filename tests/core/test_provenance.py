@@ -113,12 +113,12 @@ def entry(**changes):
 ])
 def test_what_refuses_and_what_only_warns(tmp_path, capsys, changes, outcome):
     log = ProvenanceLog(tmp_path)
-    assert log.claim(entry(), allow_mixed=False, has_vectors=False) is None
+    assert log.claim(entry(), allow_mixed=False, present=[]) is None
     if outcome == "refuses":
         with pytest.raises(UserError, match="--allow-mixed"):
-            log.claim(entry(**changes), allow_mixed=False, has_vectors=True)
+            log.claim(entry(**changes), allow_mixed=False, present=["1"])
     else:
-        assert log.claim(entry(**changes), allow_mixed=False, has_vectors=True) is None
+        assert log.claim(entry(**changes), allow_mixed=False, present=["1"]) is None
         assert ("warning:" in capsys.readouterr().err) is (outcome == "warns")
     assert log.records() == [entry()]
 
@@ -137,5 +137,52 @@ def test_a_planted_provenance_file_is_refused_never_followed_or_waited_on(tmp_pa
     else:
         path.write_text("{not json\n")
     with pytest.raises(UserError, match="symbolic link|not a regular file|is damaged"):
-        ProvenanceLog(folder).claim(record("minilm", "w", 1, "fp32", "cpu"), allow_mixed=False, has_vectors=False)
+        ProvenanceLog(folder).claim(record("minilm", "w", 1, "fp32", "cpu"), allow_mixed=False, present=[])
     assert outside.read_text() == "untouched\n"
+
+
+def test_vectors_without_a_record_are_refused_unless_adopted_and_kept_apart(tmp_path, stores, capsys):
+    """The published minilm folder (no provenance record), extended with a catalogue of two of its ids
+    and a new one: refused with one line; with --adopt-as the published files stay as they were, the
+    new id is written under this run's provenance, and every reader tells the two apart."""
+    from tests.core.sample_outputs import random_vectors
+    from tests.published import TOP, write_published
+    from verify import main as verify
+
+    original, _ = stores
+    published = write_published(tmp_path / TOP, "minilm", random_vectors("minilm", ["1", "2", "3"]))
+    output = published.parent
+    before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in published.iterdir()}
+    plots = write_plots(tmp_path / "plots.tsv", ["2", "3", "4"])
+    command = ["--plots", str(plots), "--models", "minilm", "--models-dir", str(original), "--output", str(output),
+               "--device", "cpu"]
+    capsys.readouterr()
+
+    assert extract("text", command) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "no provenance record" in line and "--adopt-as" in line
+    assert sorted(path.name for path in published.iterdir()) == sorted(before)
+
+    assert extract("text", [*command, "--adopt-as", "m3l-published"]) == 0
+    assert "minilm: 1 done, 2 already done" in capsys.readouterr().out
+    assert {name: (published / name).read_bytes() for name in before} == {k: v[0] for k, v in before.items()}
+    assert {name: (published / name).stat().st_mtime_ns for name in before} == {k: v[1] for k, v in before.items()}
+    from m3l import load_features
+    ids, _ = load_features(output, "minilm", source="hdf5")
+    assert ids == ["1", "2", "3", "4"] and load_features(output, "minilm", source="parquet")[0] == ids
+    summary = provenance(output, "minilm", source="json")
+    assert summary["adopted"] == {"label": "m3l-published", "ids": ["1", "2", "3"]}
+    assert summary["provenance"]["weights"] == ModelStore(original).weights_digest(MINILM.files)
+    assert summary["others"] == []
+    assert provenance(output, "minilm", source="parquet") == provenance(output, "minilm", source="hdf5") == summary
+
+    assert verify(["--output", str(output), "--models", "minilm"]) == 0
+    report = capsys.readouterr().out
+    assert "3 ids adopted as m3l-published" in report and "provenance of every other id: weights" in report
+
+    record_file = (published / "provenance.jsonl").read_bytes()
+    files = {path.name: path.stat().st_mtime_ns for path in published.iterdir()}
+    assert extract("text", [*command, "--adopt-as", "m3l-published"]) == 0
+    assert "minilm: 0 done, 3 already done" in capsys.readouterr().out
+    assert (published / "provenance.jsonl").read_bytes() == record_file
+    assert {path.name: path.stat().st_mtime_ns for path in published.iterdir()} == files

@@ -15,6 +15,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from m3l.model_store import ModelStore
+from m3l.models import MODELS
+from m3l.store.provenance import ProvenanceLog, record
 from tests.outputs import read_vector
 from tests.testlib import REPO, write_map
 from tests.video.helpers import DIMS, NAMES, log_lines, run_ok
@@ -75,13 +78,17 @@ def test_a_rerun_skips_the_trailers_already_done(bad_run):
 
 def test_make_demo_video_resumes_and_consolidates(tmp_path, video_store):
     """The demo's own code path: `make demo-video` on the bundled catalogue. Vectors of an earlier
-    run are planted (the four bundled trailers cost ~40 clips), one of them corrupt: the demo keeps
-    the good ones, recomputes the corrupt one and consolidates all four."""
+    run are planted with its provenance record (the four bundled trailers cost ~40 clips), one of them
+    corrupt: the demo keeps the good ones, recomputes the corrupt one and consolidates all four."""
     ids = ["1", "2", "3", "4"]
     output = tmp_path / "features"
+    for name in NAMES:
+        info = MODELS[name]
+        earlier_run = record(name, ModelStore(video_store).weights_digest(info.files), info.recipe, "fp32", "cpu")
+        (output / name).mkdir(parents=True)
+        ProvenanceLog(output / name).claim(earlier_run, allow_mixed=False, present=[])
     planted = {(name, movie_id): [0.25] * DIMS[name] for name in NAMES for movie_id in ids}
     for (name, movie_id), values in planted.items():
-        (output / name).mkdir(parents=True, exist_ok=True)
         (output / name / f"{movie_id}.json").write_text(json.dumps({movie_id: values}))
     (output / "slowfast" / "4.json").write_text('{"4": [0.1, 0.2')  # a run killed mid-write, without atomic files
     result = subprocess.run(["make", "demo-video", f"MODELS_DIR={video_store}", f"OUTPUT={output}"], cwd=REPO,

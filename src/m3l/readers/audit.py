@@ -161,7 +161,11 @@ def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None
     if summary is None:
         audit.notes.append("no provenance record: what produced these vectors is unknown")
         return
-    audit.notes.append(f"provenance: {describe(summary['provenance'])}")
+    adopted = summary.get("adopted")
+    if adopted:
+        audit.notes.append(f"{len(adopted['ids'])} ids adopted as {adopted['label']} (--adopt-as: made elsewhere, "
+                           f"provenance unknown): {_shown(adopted['ids'])}")
+    audit.notes.append(f"provenance{' of every other id' if adopted else ''}: {describe(summary['provenance'])}")
     for other in summary["others"]:
         audit.flag(f"ids written under a second provenance ({describe(other)}) with --allow-mixed", other["ids"])
 

@@ -8,6 +8,11 @@ that change numbers. A run whose weights, recipe, precision or library minor ver
 differ refuses to write there; with `--allow-mixed` it appends its own record and one
 `{"id", "provenance"}` line per id it writes. Device type and library patch versions
 only warn.
+
+A folder that holds vectors and no record is of unknown provenance (vectors made
+elsewhere, such as the published M3L features): a run refuses to write there unless
+`--adopt-as LABEL`, which first writes `{"adopted": LABEL, "ids": [...]}` naming the ids
+present then, and then the run's own record, which covers every other id.
 """
 
 from __future__ import annotations
@@ -110,23 +115,33 @@ class ProvenanceLog:
             if "id" in line:
                 ids.setdefault(line["provenance"], []).append(line["id"])
         others = [{**entry, "ids": sorted(set(ids.get(digest(entry), [])))} for entry in records[1:]]
-        return {"provenance": records[0], "others": others}
+        summary = {"provenance": records[0], "others": others}
+        adopted = [line for line in lines if "adopted" in line]
+        if adopted:
+            summary["adopted"] = {"label": adopted[0]["adopted"], "ids": adopted[0]["ids"]}
+        return summary
 
     def _append(self, line: dict) -> None:
         fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line, sort_keys=True) + "\n")
 
-    def claim(self, current: dict, allow_mixed: bool, has_vectors: bool) -> Callable[[str], None] | None:
+    def claim(self, current: dict, allow_mixed: bool, present: list[str],
+              adopt_as: str | None = None) -> Callable[[str], None] | None:
         """Check a run's provenance against the folder's before it writes; record it when the folder has none.
 
+        `present`: the ids with a vector in the folder now. Without a record they are of unknown
+        provenance: refused, or recorded as adopted under `adopt_as`.
         Returns what logs each id written when the run mixes provenances (with `allow_mixed`), else None.
         """
         records = self.records()
         if not records:
-            if has_vectors:
-                print(f"{current['model']}: warning: {self.folder} holds vectors without a provenance record; "
-                      "recording this run's", file=sys.stderr)
+            if present and not adopt_as:
+                raise UserError(f"{self.folder} holds {len(present)} vectors and no provenance record: what made "
+                                "them is unknown; add --adopt-as LABEL (e.g. m3l-published) to record them as "
+                                "adopted under LABEL beside this run's own, or write elsewhere with --output DIR")
+            if present:
+                self._append({"adopted": adopt_as, "ids": sorted(present)})
             self._append({"record": current})
             return None
         changing, warning = differences(records[0], current)

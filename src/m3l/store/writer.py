@@ -123,10 +123,11 @@ class FeatureStore:
             self._record(recorded if recorded and recorded.dim else info)
         self.mixed: Callable[[str], None] | None = None  # logs each id written under a second provenance
 
-    def claim(self, provenance: dict, allow_mixed: bool) -> None:
-        """Refuse (UserError) to write vectors of another provenance than the folder's, unless `allow_mixed`."""
-        has_vectors = any(self.folder.glob("*.json"))
-        self.mixed = ProvenanceLog(self.folder).claim(provenance, allow_mixed, has_vectors)
+    def claim(self, provenance: dict, allow_mixed: bool, adopt_as: str | None = None) -> None:
+        """Refuse (UserError) to write vectors of another provenance than the folder's, unless `allow_mixed`,
+        or into a folder of vectors without provenance, unless `adopt_as` (see m3l.store.provenance)."""
+        present = FolderScan(self.folder, self.info.dim).ids
+        self.mixed = ProvenanceLog(self.folder).claim(provenance, allow_mixed, present, adopt_as)
 
     def path(self, movie_id: str) -> Path:
         problem = id_problem(movie_id)
