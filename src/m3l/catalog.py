@@ -17,6 +17,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from m3l.errors import UserError
 
@@ -259,6 +260,11 @@ def read_plots(path: Path) -> Catalogue:
 _URL = re.compile(r"https?://", re.IGNORECASE)
 
 
+def _without_header(rows: list[Row]) -> list[Row]:
+    """A map's rows less its optional header row (named by its first cell)."""
+    return rows[1:] if rows and rows[0].cell(0).lower() in {"movie_id", "id", "movieid", "item_id"} else rows
+
+
 def read_media_map(path: Path, download: str = "") -> Catalogue:
     """TSV mapping `movie_id` to a media file path; the header row is optional.
 
@@ -268,9 +274,7 @@ def read_media_map(path: Path, download: str = "") -> Catalogue:
     the command that fetches them, with `{links}` standing for the file.
     """
     text, _ = _read_text(path)
-    rows = _tsv_rows(text)
-    if rows and rows[0].cell(0).lower() in {"movie_id", "id", "movieid", "item_id"}:
-        rows = rows[1:]
+    rows = _without_header(_tsv_rows(text))
     if rows and _URL.match(rows[0].cell(1)):
         raise UserError(f"{path} lists links ({printable(rows[0].cell(1))}), not media files: download them first "
                         f"with {download.format(links=path) or 'a download script'}")
@@ -283,6 +287,23 @@ def read_media_map(path: Path, download: str = "") -> Catalogue:
             continue
         media_path = Path(media).expanduser()
         builder.add(movie_id, str(media_path if media_path.is_absolute() else path.parent / media_path))
+    return builder.catalogue
+
+
+def read_links(path: Path) -> Catalogue:
+    """A link file, as M³L's REPRO_poster_links.tsv and REPRO_trailer_links.tsv: `movie_id<TAB>URL` rows
+    under an optional header. A row whose link is no http(s) URL with a host is rejected."""
+    text, _ = _read_text(path)
+    builder = _Builder()
+    for row in _without_header(_tsv_rows(text)):
+        movie_id, link = row.cell(0), row.cell(1)
+        builder.note(movie_id, row)
+        if not link:
+            builder.reject(movie_id or f"row{row.line}", "row without a link")
+        elif not _URL.match(link) or not urlsplit(link).hostname:
+            builder.reject(movie_id or f"row{row.line}", f"not an http(s) URL: {printable(link)}")
+        else:
+            builder.add(movie_id, link)
     return builder.catalogue
 
 

@@ -6,8 +6,6 @@ import argparse
 import os
 import re
 import shlex
-import signal
-import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -17,7 +15,7 @@ from typing import Iterator
 from m3l import config, engines, models, progress
 from m3l.catalog import Catalogue, check_folder_path, read_ids
 from m3l.models import spec
-from m3l.errors import UserError
+from m3l.errors import UserError, stoppable_exit_code
 from m3l.media import LoaderOptions
 from m3l.modalities import MODALITIES, Modality
 from m3l.model_store import ModelStore
@@ -241,32 +239,16 @@ def printed_summaries(stores: Iterable[FeatureStore]) -> Iterator[None]:
             print(f"{store.finish()} (log: {store.log_path})", flush=True)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, as a job scheduler sends before killing: stop as cleanly as on Ctrl-C."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def main(modality: str, argv: list[str] | None = None, default_models: list[str] | None = None,
          description: str | None = None) -> int:
     """Entry point of an extract script; returns the process exit code."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
+    def run() -> None:
         parser, args = parse_arguments(modality, argv, default_models, description)
         if args.print_config:
             print(config.dumps({modality: config.resolved(parser, args)}), end="")
-            return 0
+            return
         progress.keep_library_bars_out()
         extract(MODALITIES[modality], args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as stop:
-        print("interrupted: every file written so far is complete; run the same command again to resume",
-              file=sys.stderr)
-        return 143 if isinstance(stop, Terminated) else 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
+
+    return stoppable_exit_code(run, "interrupted: every file written so far is complete; "
+                                    "run the same command again to resume")

@@ -1,0 +1,163 @@
+"""One HTTP(S) GET with what a bulk download needs, on `requests` (urllib3's pooled, kept-alive connections).
+
+- http and https only: a link or a redirect to any other scheme (`file:`, `ftp:`) is refused;
+- a per-request timeout (connecting, and each wait for data), retries with exponential backoff
+  and jitter on timeouts, dropped connections and 5xx answers, the server's Retry-After on 429
+  and 503 (a wait over `max_wait` fails the link instead: run again later);
+- a size cap checked against Content-Length first and while reading, so a body over it
+  is never downloaded whole;
+- proxies from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as requests reads them.
+
+Bounds for tests and slow networks: M3L_DOWNLOAD_BACKOFF (first backoff, seconds) and
+M3L_DOWNLOAD_MAX_WAIT (longest wait before a retry, seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import BinaryIO
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from m3l.catalog import printable
+
+SCHEMES = ("http", "https")
+CHUNK = 1 << 16
+
+
+def _env_seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    timeout: float = 30.0
+    max_bytes: int = 20_000_000
+    attempts: int = 4
+    max_redirects: int = 5
+    backoff: float = field(default_factory=lambda: _env_seconds("M3L_DOWNLOAD_BACKOFF", 1.0))
+    max_wait: float = field(default_factory=lambda: _env_seconds("M3L_DOWNLOAD_MAX_WAIT", 120.0))
+
+
+class FetchError(Exception):
+    """A link that gave no body; the message is the reason the log shows."""
+
+
+class _Retry(Exception):
+    """A failure worth another attempt, after `wait` seconds when the server said so."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP date), None when absent or unreadable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _why(error: BaseException) -> str:
+    """The innermost cause of a requests error, in one short line (not its wrapper's pool and URL dump)."""
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    name, text = type(error).__name__, str(error)
+    return printable(text if text.startswith(name) else f"{name}: {text}" if text else name)
+
+
+class Fetcher:
+    """GETs URLs into files, from any number of threads: each thread keeps its own session and connections."""
+
+    def __init__(self, options: FetchOptions, stopping: threading.Event | None = None) -> None:
+        self.options = options
+        self.stopping = stopping or threading.Event()
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=1, max_retries=0)  # retries are ours
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        return session
+
+    def get(self, url: str, sink: BinaryIO) -> int:
+        """Write the body of `url` into `sink` (emptied before each attempt); its size. FetchError says why not."""
+        options = self.options
+        for attempt in range(1, options.attempts + 1):
+            try:
+                return self._attempt(url, sink)
+            except _Retry as retry:
+                if retry.wait is not None and retry.wait > options.max_wait:
+                    raise FetchError(f"{retry}: the server asks to wait {retry.wait:.0f} s, over the "
+                                     f"{options.max_wait:.0f} s this run waits; run again later") from None
+                if attempt == options.attempts:
+                    raise FetchError(f"{retry} ({attempt} attempts)") from None
+                backoff = options.backoff * 2 ** (attempt - 1) * (0.5 + random.random())
+                if self.stopping.wait(min(backoff if retry.wait is None else retry.wait, options.max_wait)):
+                    raise FetchError("run stopped") from None
+        raise AssertionError("unreachable")
+
+    def _attempt(self, url: str, sink: BinaryIO) -> int:
+        sink.seek(0)
+        sink.truncate()
+        for _ in range(self.options.max_redirects + 1):
+            if urlsplit(url).scheme.lower() not in SCHEMES:
+                raise FetchError(f"refused {printable(url)}: http and https only")
+            try:
+                response = self._session().get(url, stream=True, allow_redirects=False,
+                                               timeout=(self.options.timeout, self.options.timeout))
+            except requests.Timeout:
+                raise _Retry(f"no answer within {self.options.timeout:g} s") from None
+            except requests.RequestException as error:
+                raise _Retry(f"connection failed: {_why(error)}") from None
+            with response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                self._check_status(response)
+                return self._body(response, sink)
+        raise FetchError(f"more than {self.options.max_redirects} redirects")
+
+    @staticmethod
+    def _check_status(response: requests.Response) -> None:
+        status = f"HTTP {response.status_code} {response.reason or ''}".strip()
+        if response.status_code in (429, 503):
+            raise _Retry(status, retry_after(response.headers.get("Retry-After")))
+        if response.status_code >= 500 or response.status_code == 408:
+            raise _Retry(status)
+        if response.status_code != 200:
+            raise FetchError(status)
+
+    def _body(self, response: requests.Response, sink: BinaryIO) -> int:
+        cap = self.options.max_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise FetchError(f"body of {int(declared):,} bytes is over the size cap of {cap:,} (--max-bytes)")
+        size = 0
+        try:
+            for chunk in response.iter_content(CHUNK):
+                size += len(chunk)
+                if size > cap:
+                    raise FetchError(f"body over the size cap of {cap:,} bytes (--max-bytes): stopped there")
+                if self.stopping.is_set():
+                    raise FetchError("run stopped")
+                sink.write(chunk)
+        except requests.RequestException as error:
+            raise _Retry(f"connection broken after {size:,} bytes: {_why(error)}") from None
+        return size

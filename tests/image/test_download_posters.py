@@ -1,0 +1,178 @@
+"""download_posters.py against a web server of our own (tests/web.py): formats, faults, kill and rerun, proxies."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from m3l.download.posters import main
+from tests.image.helpers import extract
+from tests.image.media import bad_posters, photo
+from tests.outputs import read_vectors
+from tests.testlib import DATA, REPO, SRC
+from tests.web import Fault, WebServer
+
+FAST = {"M3L_DOWNLOAD_BACKOFF": "0.01", "M3L_DOWNLOAD_MAX_WAIT": "5"}
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    for name, value in FAST.items():
+        monkeypatch.setenv(name, value)
+
+
+def poster_bytes(kind: str, size: tuple[int, int] = (60, 90)) -> bytes:
+    buffer = io.BytesIO()
+    photo().resize(size).save(buffer, kind)
+    return buffer.getvalue()
+
+
+def write_links(path, rows) -> str:
+    path.write_text("movie_id\tposter_link\n" + "".join(f"{movie_id}\t{url}\n" for movie_id, url in rows))
+    return str(path)
+
+
+def download(links, out, *options) -> int:
+    return main(["--links", str(links), "--out", str(out), *map(str, options)])
+
+
+def log_of(out) -> dict[str, str]:
+    """`<status> <reason>` of each id in the run's log (the last line of an id wins)."""
+    lines = (out.parent / f"log_download_{out.name}.txt").read_text().splitlines()
+    return {line.split(" ")[2]: line.split(" ", 3)[3] for line in lines}
+
+
+def test_posters_are_named_by_their_bytes_checked_and_read_by_extract_images(tmp_path, capsys, image_store):
+    with WebServer() as web:
+        kinds = {"1": "JPEG", "2": "PNG", "3": "WEBP", "4": "GIF"}
+        for movie_id, kind in kinds.items():
+            web.files[f"/t/p/original/{movie_id}.png"] = poster_bytes(kind)  # the URL says png: the bytes decide
+        links = write_links(tmp_path / "links.tsv", [(i, f"{web.url}/t/p/original/{i}.png") for i in kinds])
+        out = tmp_path / "media" / "poster"
+        assert download(links, out) == 0
+        assert sorted(p.name for p in out.iterdir()) == ["1.jpg", "2.png", "3.webp", "4.gif"]
+        assert "download_posters: 4 done, 0 already done, 0 failed, 0 skipped" in capsys.readouterr().out
+        assert download(links, out) == 0  # the rerun checks the files and asks the network nothing
+        assert "0 done, 4 already done" in capsys.readouterr().out
+        assert len(web.requests) == 4
+    features = tmp_path / "features"
+    assert extract(image_store, out, features, "--models", "vit", "--device", "cpu") == 0
+    assert sorted(read_vectors(features / "vit")) == sorted(kinds)
+    assert " failed " not in (features / "log_vit.txt").read_text()
+
+
+def test_every_failure_is_one_log_line_and_no_file(tmp_path, capsys):
+    bad = {name: path.read_bytes() for name, (path, _) in bad_posters(tmp_path).items()}
+    good = poster_bytes("JPEG")
+    with WebServer() as web:
+        cases = {  # id: (what the server does, what the log line says; None: downloaded after retries)
+            "404": (lambda p: None, "HTTP 404 Not Found"),
+            "flaky": (lambda p: web.faults.update({p: [Fault(500)]}), None),
+            "limited": (lambda p: web.faults.update({p: [Fault(429, {"Retry-After": "1"})]}), None),
+            "silent": (lambda p: web.faults.update({p: [Fault(hang=True)] * 2}), "no answer within 0.5 s (2 attempts)"),
+            "cut": (lambda p: web.faults.update({p: [Fault(cut=True)] * 2}), "connection broken after"),
+            "truncated": (lambda p: web.files.update({p: bad["truncated"]}), "truncated or corrupt JPEG"),
+            "html": (lambda p: web.files.update({p: b"<!DOCTYPE html><html>Sorry</html>"}),
+                     "not a JPEG, PNG, WebP or GIF image: starts with <!DOCTYPE html>"),
+            "huge": (lambda p: web.files.update({p: good + bytes(60_000)}), "over the size cap of 50,000"),
+            "stream": (lambda p: (web.files.update({p: good + bytes(20_000_000)}), web.unsized.add(p)),
+                       "body over the size cap of 50,000 bytes (--max-bytes): stopped there"),
+            "bomb": (lambda p: web.files.update({p: bad["bomb"]}), "over the decompression-bomb limit"),
+            "loop": (lambda p: web.redirects.update({p: p}), "more than 5 redirects"),
+            "tofile": (lambda p: web.redirects.update({p: "file:///etc/passwd"}),
+                       "refused file:///etc/passwd: http and https only"),
+        }
+        rows = []
+        for movie_id, (arrange, _) in cases.items():
+            path = f"/p/{movie_id}.jpg"
+            if movie_id != "404":
+                web.files[path] = good
+            arrange(path)
+            rows.append((movie_id, web.url + path))
+        rows += [("../up", f"{web.url}/p/flaky.jpg"), ("a b", f"{web.url}/p/flaky.jpg"), ("ftp", "ftp://h/x.jpg"),
+                 ("flaky", f"{web.url}/p/404.jpg")]
+        out = tmp_path / "poster"
+        links = write_links(tmp_path / "links.tsv", rows)
+        assert download(links, out, "--timeout", "0.5", "--attempts", "2", "--max-bytes", "50000",
+                        "--connections", "4") == 0
+        assert web.gets("/p/404.jpg") == 1 and web.gets("/p/flaky.jpg") == 2 and web.gets("/p/limited.jpg") == 2
+        assert web.sent["/p/stream.jpg"] < 20_000_000  # stopped early, not downloaded whole
+    assert sorted(p.name for p in out.iterdir()) == ["flaky.jpg", "limited.jpg"]
+    logged = log_of(out)
+    for movie_id, (_, reason) in cases.items():
+        if reason is None:
+            assert movie_id not in logged or movie_id == "flaky"
+        else:
+            assert logged[movie_id].startswith("failed ") and reason in logged[movie_id], (movie_id, logged[movie_id])
+    assert logged["flaky"].startswith("skipped duplicate id")
+    assert "invalid id" in logged["../up"] and "invalid id" in logged["a\\x20b"]
+    assert logged["ftp"] == "skipped not an http(s) URL: ftp://h/x.jpg"
+    assert "2 done, 0 already done, 10 failed, 4 skipped" in capsys.readouterr().out
+
+
+def test_a_download_killed_midway_leaves_no_partial_poster_and_the_rerun_fetches_only_it(tmp_path):
+    with WebServer() as web:
+        for movie_id in ("1", "2", "3"):
+            web.files[f"/p/{movie_id}.jpg"] = poster_bytes("JPEG", (400, 600))
+        web.faults["/p/3.jpg"] = [Fault(cut=True, hang=True)]  # half of it, then nothing
+        out = tmp_path / "poster"
+        out.mkdir()
+        (out / "4.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # a broken poster of an earlier run
+        web.files["/p/4.jpg"] = poster_bytes("JPEG")
+        links = write_links(tmp_path / "links.tsv", [(i, f"{web.url}/p/{i}.jpg") for i in "1234"])
+        command = [sys.executable, str(SRC / "download_posters.py"), "--links", links, "--out", str(out),
+                   "--connections", "1"]
+        process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **FAST}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while web.gets("/p/3.jpg") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the first half of 3.jpg is written to its partial file
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        assert sorted(p.name for p in out.iterdir()) == [".partial", "1.jpg", "2.jpg", "4.png"]
+        assert [p.name.split(".")[0] for p in (out / ".partial").iterdir()] == ["3"]
+        rerun = subprocess.run(command, cwd=REPO, env={**os.environ, **FAST}, capture_output=True, text=True,
+                               timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "2 done, 2 already done, 0 failed" in rerun.stdout
+        assert [web.gets(f"/p/{i}.jpg") for i in "1234"] == [1, 1, 2, 1]
+    assert sorted(p.name for p in out.iterdir()) == ["1.jpg", "2.jpg", "3.jpg", "4.jpg"]
+    assert log_of(out)["4"].startswith("recompute existing 4.png: ")
+
+
+def test_proxies_come_from_the_environment(tmp_path, monkeypatch):
+    with WebServer() as web:
+        web.files["/t/p/original/1.jpg"] = poster_bytes("JPEG")
+        monkeypatch.setenv("HTTP_PROXY", web.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        links = write_links(tmp_path / "links.tsv", [("1", "http://image.tmdb.invalid/t/p/original/1.jpg")])
+        assert download(links, tmp_path / "poster") == 0
+        assert web.proxied_hosts == ["image.tmdb.invalid"]
+    assert (tmp_path / "poster" / "1.jpg").is_file()
+
+
+@pytest.mark.parametrize("case", ["missing links", "out is a file", "out under data", "limit zero"])
+def test_user_mistakes_are_one_error_line_and_exit_2(tmp_path, capsys, case):
+    links = write_links(tmp_path / "links.tsv", [("1", "http://127.0.0.1:9/1.jpg")])
+    (tmp_path / "file").write_text("")
+    argv = {"missing links": ["--links", tmp_path / "nope.tsv", "--out", tmp_path / "out"],
+            "out is a file": ["--links", links, "--out", tmp_path / "file"],
+            "out under data": ["--links", links, "--out", DATA / "poster"],
+            "limit zero": ["--links", links, "--limit", "0"]}[case]
+    if case == "limit zero":
+        with pytest.raises(SystemExit) as stop:
+            main(list(map(str, argv)))
+        assert stop.value.code == 2
+        return
+    assert main(list(map(str, argv))) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1, error
+    assert not (tmp_path / "out").exists()
