@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from tests.local_http import LocalServer, QuietHandler
 
 _INFO = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<kind>revision|tree)/(?P<rev>[^/]+)$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
@@ -32,7 +33,7 @@ def read_folder(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-class Hub:
+class Hub(LocalServer):
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, bytes]] = {}
         self.mirror: dict[str, bytes] = {}  # "<host>/<path>" -> content
@@ -43,14 +44,7 @@ class Hub:
         self.hang_listing = False
         self.delay = 0.0
         self.cut_once: set[str] = set()  # paths whose next full GET is cut halfway
-        self.stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(_handler)
 
     def commit(self, repo: str) -> str:
         digest = hashlib.sha1()
@@ -62,23 +56,9 @@ class Hub:
         """The Range header of every GET of a path ending in `suffix` (None: a whole-file GET)."""
         return [rng for method, path, rng in self.requests if method == "GET" and path.endswith(suffix)]
 
-    def __enter__(self) -> Hub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-
 
 def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_HEAD(self) -> None:
             self._serve(body=False)
 
@@ -140,16 +120,5 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             self._reply(206 if start else 200, part, {**headers, "Accept-Ranges": "bytes"}, body)
-
-        def _reply(self, status: int, content: bytes, headers: dict[str, str], body: bool | None = None) -> None:
-            self._send(status, {**headers, "Content-Length": str(len(content))})
-            if self.command != "HEAD" if body is None else body:
-                self.wfile.write(content)
-
-        def _send(self, status: int, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
 
     return Handler

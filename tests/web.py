@@ -24,8 +24,10 @@ import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.local_http import LocalServer, QuietHandler
 
 _TMDB = re.compile(r"^/3/movie/(?P<id>\d+)(?P<videos>/videos)?$")
 
@@ -39,7 +41,7 @@ class Fault:
     hang: bool = False  # accept, read the request, never answer (until the server stops)
 
 
-class WebServer:
+class WebServer(LocalServer):
     def __init__(self, key: str = "test-key", delay: float = 0.0) -> None:
         self.files: dict[str, bytes] = {}
         self.types: dict[str, str] = {}
@@ -53,15 +55,8 @@ class WebServer:
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.proxied_hosts: list[str] = []
         self.auth_headers: list[str | None] = []
-        self.stopping = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(_handler)
 
     def gets(self, path: str) -> int:
         """How many GETs of `path` arrived."""
@@ -72,23 +67,9 @@ class WebServer:
             queue = self.faults.get(path)
             return queue.pop(0) if queue else None
 
-    def __enter__(self) -> WebServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-
 
 def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             target = urlparse(self.path)
             if target.netloc:
@@ -152,15 +133,5 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
 
         def _json(self, status: int, data: object) -> None:
             self._reply(status, json.dumps(data).encode(), {"Content-Type": "application/json;charset=utf-8"})
-
-        def _reply(self, status: int, content: bytes, headers: dict[str, str]) -> None:
-            self._send(status, {**headers, "Content-Length": str(len(content))})
-            self.wfile.write(content)
-
-        def _send(self, status: int, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
 
     return Handler
