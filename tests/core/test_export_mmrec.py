@@ -102,3 +102,60 @@ def test_a_target_that_is_no_folder_is_one_line(output, tmp_path):
         assert (result.returncode, result.stderr) == (2, message)
     assert (tmp_path / "file.npy").read_bytes() == (tmp_path / "mmrec" / "text").read_bytes() == b"keep"
     assert list((tmp_path / "mmrec" / "image").iterdir()) == []
+
+
+def test_files_carry_m3l_mmrec_names_and_spec_models_their_folder_name(tmp_path):
+    from m3l.models import spec
+    from m3l.store.consolidate import consolidate
+    from m3l.store.writer import FeatureStore
+
+    output = tmp_path / "features"
+    for model in ("clip-text", "clip-image", "whisper"):
+        write_features(output, model, random_vectors(model, ["1", "3"]))
+    info = spec.parse("st:BAAI/bge-small-en-v1.5").with_dim(8)
+    store = FeatureStore(output, info)
+    store.write("1", np.ones(8, dtype=np.float32))
+    consolidate(output, store.info)
+    result = export(output, write_map(tmp_path / "map.tsv", ITEM_MAP), tmp_path / "mmrec")
+    assert result.returncode == 0, result.stderr
+    written = sorted(str(path.relative_to(tmp_path / "mmrec")) for path in (tmp_path / "mmrec").rglob("*.npy"))
+    assert written == ["audio/whisper.npy", "image/clip_image.npy", "text/clip_text.npy",
+                       "text/st--BAAI--bge-small-en-v1.5.npy"]
+    assert np.load(tmp_path / "mmrec" / "text" / "st--BAAI--bge-small-en-v1.5.npy").shape == (6, 8)
+
+
+def test_a_published_folder_exports_directly_with_the_dataset_config_lines(tmp_path):
+    from tests.published import TOP, write_published
+
+    vectors = {model: random_vectors(model, ["1", "2", "3"], seed=5) for model in ("minilm", "clip-image")}
+    for model, chosen in vectors.items():
+        write_published(tmp_path / TOP, model, chosen)
+    item_map = write_map(tmp_path / "map.tsv", ITEM_MAP)
+    for modality in ("1_text_feat", "2_image_feat"):
+        result = export(tmp_path / TOP / modality, item_map, tmp_path / "mmrec")
+        assert result.returncode == 0, result.stderr
+    assert np.array_equal(np.load(tmp_path / "mmrec" / "text" / "minilm.npy"),
+                          expected_rows(vectors["minilm"], np.zeros(384)))
+    result = export(tmp_path / TOP / "2_image_feat", item_map, tmp_path / "mmrec", "--pair", "clip-image,clip-image")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mmrec" / "mmrec_features.yaml").read_text() == (
+        'vision_feature_file: "image/clip_image.npy"\ntext_feature_file: "image/clip_image.npy"\n')
+    refused = export(tmp_path / TOP / "1_text_feat", item_map, tmp_path / "other", "--pair", "vit,minilm")
+    assert refused.returncode == 2 and "vit is not among the exported models" in refused.stderr
+    assert not (tmp_path / "other").exists()
+
+
+def test_elliot_format_writes_a_folder_of_id_npy_per_model(output, tmp_path):
+    output, vectors = output
+    result = run_script("export_mmrec.py", "--output", output, "--to", tmp_path / "elliot", "--format", "elliot")
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "elliot" / "text" / "minilm"
+    assert sorted(path.name for path in folder.iterdir()) == sorted(f"{i}.npy" for i in vectors["minilm"])
+    for movie_id, vector in vectors["minilm"].items():
+        assert np.array_equal(np.load(folder / f"{movie_id}.npy"), vector)
+    assert sorted(path.name for path in (tmp_path / "elliot" / "image" / "vgg").iterdir()) == ["1.npy", "3.npy"]
+    only_mapped = export(output, write_map(tmp_path / "map.tsv", ITEM_MAP), tmp_path / "mapped", "--format", "elliot")
+    assert only_mapped.returncode == 0, only_mapped.stderr
+    assert "99.npy" not in {path.name for path in (tmp_path / "mapped" / "text" / "minilm").iterdir()}
+    no_map = run_script("export_mmrec.py", "--output", output, "--to", tmp_path / "none")
+    assert no_map.returncode == 2 and "--item-map is needed for --format mmrec" in no_map.stderr
