@@ -274,3 +274,48 @@ def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, mon
     with pytest.raises(UserError, match="no features of pwn:X"):
         load_features(output, "pwn:X")
     assert not ran.exists() and "pwn" not in sys.modules
+
+
+def _module(tmp_path, monkeypatch, name: str, source: str) -> None:
+    """`name`.py holding `source`, importable afresh (a class edited between two runs of one process)."""
+    (tmp_path / "code").mkdir(exist_ok=True)
+    (tmp_path / "code" / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def test_a_dim_that_disagrees_with_the_folder_is_one_error_before_any_work(plots_tsv, tmp_path,
+                                                                             monkeypatch, capsys):
+    from consolidate import main as consolidate_main
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
+    declared = docs.split("```python\n")[1].split("```")[0]
+    undeclared = declared.replace("    dim = 26\n", "").replace("self.dim", "self.info.dim")
+    _module(tmp_path, monkeypatch, "letters", undeclared.replace('"""Nothing to load: no weights."""',
+                                                                 "self.info = self.info.with_dim(26)"))
+    store, output = tmp_path / "models", tmp_path / "out"  # a class without files needs no store
+    assert _extract(store, output, plots_tsv, "letters:LetterCounts") == 0
+    marker = output / "letters--LetterCounts" / spec.MARKER
+    tables = {path: path.read_bytes() for path in output.glob("text_embeddings_*")}
+    assert load_features(output, "letters:LetterCounts", source="hdf5")[0] == ["1", "2", "3"]
+
+    def one_error(code: int, *words: str) -> None:
+        assert code == 2
+        err = capsys.readouterr().err
+        [line] = [line for line in err.splitlines() if line.startswith("error: ")]  # beside progress lines
+        assert "Traceback" not in err and all(word in line for word in words), line
+        assert {path: path.read_bytes() for path in output.glob("text_embeddings_*")} == tables
+
+    capsys.readouterr()
+    marker.write_text('{"spec": "letters:LetterCounts", "dim": 5, "modality": "text"}')  # edited by hand
+    one_error(_extract(store, output, plots_tsv, "letters:LetterCounts"), "5 values", "marker says")
+    one_error(consolidate_main(["--output", str(output)]), "marker")
+    with pytest.raises(UserError, match="marker"):
+        load_features(output, "letters:LetterCounts", source="json")
+
+    marker.write_text('{"spec": "letters:LetterCounts", "dim": 26, "modality": "text"}')
+    _module(tmp_path, monkeypatch, "letters", declared.replace("dim = 26", "dim = 5"))  # the class changed
+    one_error(_extract(store, output, plots_tsv, "letters:LetterCounts"), "declares dim 5", "says 26")
+
+    _module(tmp_path, monkeypatch, "nodim", undeclared)  # nor sets one at load
+    one_error(_extract(store, tmp_path / "other", plots_tsv, "nodim:LetterCounts"), "no dimension")

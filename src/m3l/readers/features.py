@@ -96,7 +96,7 @@ def _read(output_dir: Path | str, info: ModelInfo, source: str, vectors: bool) -
     if source == "json":
         if not (Path(output_dir) / info.folder).is_dir():
             raise UserError(f"no JSON folder {Path(output_dir) / info.folder}")
-        return read_folder(Path(output_dir) / info.folder, info.dim)
+        return read_folder(Path(output_dir) / info.folder, info)
     path = table_paths(output_dir, info)[source]
     if not path.is_file():
         raise UserError(f"no consolidated file {path}")

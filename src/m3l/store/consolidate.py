@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from m3l.models import ModelInfo
-from m3l.store.format import (SOUND, SUFFIX, TRUSTED, UNREAD, FolderScan, Index, chunk_rows, hdf5_rows, index_path,
-                              integer_ids, key_order, table_keys, table_paths, table_writer)
+from m3l.store.format import (SOUND, SUFFIX, TRUSTED, UNREAD, FolderScan, Index, check_marker_dim, chunk_rows,
+                              hdf5_rows, index_path, integer_ids, key_order, table_keys, table_paths, table_writer)
 from m3l.store.provenance import metadata
 from m3l.store.writer import atomic_output, atomic_write_bytes
 
@@ -58,6 +58,7 @@ def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
     incremental = _plan(output, info, current, full)
     new = np.flatnonzero(current.state == UNREAD)
     current.read(new)
+    check_marker_dim(current, info)
     for name, problem in sorted(current.problems.items()):
         print(f"{info.folder}: {name} left out of the tables: {problem}", file=sys.stderr)
     if incremental and not len(new):

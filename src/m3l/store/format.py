@@ -36,7 +36,9 @@ import numpy as np
 import orjson
 
 from m3l.catalog import id_problem, printable
+from m3l.errors import UserError
 from m3l.models import ModelInfo
+from m3l.models.spec import MARKER, SpecInfo
 
 TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
 
@@ -405,10 +407,24 @@ class FolderScan:
         return np.flatnonzero(self.state == SOUND)
 
 
-def read_folder(folder: Path, dim: int) -> tuple[list[str], np.ndarray]:
-    """Every sound vector of a JSON folder, sorted like the tables; one float32 matrix, no per-value objects."""
-    scan = FolderScan(folder, dim)
+def check_marker_dim(scan: FolderScan, info: ModelInfo) -> None:
+    """A spec model's dimension comes from its folder's marker: when none of the vectors read has it
+    (the marker edited, or a class that changed its `dim`), every vector would count as damaged and
+    every new one fail, so it is one error before anything is written."""
+    if not isinstance(info, SpecInfo) or (scan.state == SOUND).any() or (scan.state == TRUSTED).any():
+        return
+    misfits = sum(problem == wrong_length(scan.dim) for problem in scan.problems.values())
+    if misfits:
+        raise UserError(f"none of the {misfits} vectors read in {scan.folder} has the {scan.dim} values its "
+                        f"{MARKER} marker says: put back the dim of its vectors there (a model whose "
+                        "dimension changed writes elsewhere, --output DIR)")
+
+
+def read_folder(folder: Path, info: ModelInfo) -> tuple[list[str], np.ndarray]:
+    """Every sound vector of a model's JSON folder, sorted like the tables; one float32 matrix, no per-value objects."""
+    scan = FolderScan(folder, info.dim)
     scan.read(range(len(scan.ids)))
+    check_marker_dim(scan, info)
     positions = scan.sound()
     ids = [scan.ids[k] for k in positions]
     _, order = id_order(ids)

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from m3l.catalog import id_problem, printable
+from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.models.spec import MARKER, SpecInfo, marker, read_marker, recorded_marker
 from m3l.store.files import OutputError, open_regular, real_folder
-from m3l.store.format import DIRECTORY, FolderScan, Index, index_path, log_line, log_path
+from m3l.store.format import DIRECTORY, FolderScan, Index, check_marker_dim, index_path, log_line, log_path
 from m3l.store.provenance import ProvenanceLog
 
 TEMP_SUFFIX = ".tmp"
@@ -120,6 +121,10 @@ class FeatureStore:
         self.started = time.perf_counter()
         if isinstance(info, SpecInfo):  # its dimension: recorded by an earlier run, else known at its first vector
             recorded = read_marker(self.folder)
+            if recorded and recorded.dim and info.dim and recorded.dim != info.dim:
+                raise UserError(f"{info.name} declares dim {info.dim}, but the {MARKER} marker of {self.folder} "
+                                f"says {recorded.dim}: a model whose dimension changed writes elsewhere "
+                                "(--output DIR); a marker edited by hand gets its dim back")
             self._record(recorded if recorded and recorded.dim else info)
         self.mixed: Callable[[str], None] | None = None  # logs each id written under a second provenance
 
@@ -169,6 +174,7 @@ class FeatureStore:
         if index is not None:
             index.apply(self.scan)
         self.scan.read(k for k in map(self.scan.position.get, ids) if k is not None)
+        check_marker_dim(self.scan, self.info)
         todo = []
         for movie_id in ids:
             k = self.scan.position.get(movie_id)
