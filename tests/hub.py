@@ -9,8 +9,9 @@
 Requests in absolute form (`GET http://host/...`, as sent to a proxy) are served the
 same way and their host recorded, so the hub doubles as an HTTP proxy for the tests.
 Faults on demand: every answer a status (`fail_status`), no answer at all (`hang`) or
-none to the file listing only (`hang_listing`), a connection dropped halfway through a
-file once (`cut_once`), slow files (`delay`).
+none to the file listing only (`hang_listing`), a repo info of the wrong shape
+(`revision_answer`), a connection dropped halfway through a file once (`cut_once`), slow
+files (`delay`), files sent a byte at a time (`trickle`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class Hub(LocalServer):
         self.fail_status: int | None = None
         self.hang = False
         self.hang_listing = False
+        self.revision_answer: bytes | None = None  # what the repo info answers instead of its JSON
         self.delay = 0.0
+        self.trickle = 0.0  # seconds between the bytes of a file, when set
         self.cut_once: set[str] = set()  # paths whose next full GET is cut halfway
         super().__init__(_handler)
 
@@ -91,6 +94,8 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
             self._reply(404, b"not found", {"X-Error-Code": "EntryNotFound"})
 
         def _info(self, repo: str, kind: str, revision: str) -> None:
+            if kind == "revision" and hub.revision_answer is not None:
+                return self._reply(200, hub.revision_answer, {"Content-Type": "application/json"})
             commit = hub.commit(repo)
             if revision not in ("main", commit):
                 return self._reply(404, b"{}", {"X-Error-Code": "RevisionNotFound"})
@@ -112,6 +117,15 @@ def _handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
                     return self._reply(416, b"", {"Content-Range": f"bytes */{len(content)}"})
                 headers["Content-Range"] = f"bytes {start}-{len(content) - 1}/{len(content)}"
             part = content[start:]
+            if body and hub.trickle:
+                self._send(206 if start else 200, {**headers, "Content-Length": str(len(part))})
+                for byte in range(len(part)):
+                    if hub.stopping.wait(hub.trickle):
+                        break
+                    self.wfile.write(part[byte:byte + 1])
+                    self.wfile.flush()
+                self.close_connection = True
+                return
             if body and start == 0 and path in hub.cut_once:
                 hub.cut_once.discard(path)
                 self._send(200, {**headers, "Accept-Ranges": "bytes", "Content-Length": str(len(part))})

@@ -22,17 +22,20 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from m3l.errors import UserError
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.\w+$")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 _URL_ATTEMPTS = 4
 MANIFEST_SUFFIX = ".MANIFEST.json"
 
@@ -65,9 +68,35 @@ def offline() -> bool:
     return _is_true(os.environ.get("M3L_OFFLINE")) or _is_true(hub_flag)
 
 
-def timeout() -> float:
+def _whole_number(variable: str, default: int, unit: str = "seconds") -> int:
+    """A setting from the environment. huggingface_hub parses its timeouts as integers when it is
+    imported, and any other value would fail there (loading a model, say) with int()'s message."""
+    text = os.environ.get(variable) or str(default)
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"{variable}={text!r} is not a whole number of {unit}; set it to an integer "
+                        f"such as {default}") from None
+
+
+def check_settings() -> None:
+    """The download settings of the environment, checked before any library reads them."""
+    _whole_number("HF_HUB_ETAG_TIMEOUT", 10)
+    timeout()
+    minimum_rate()
+
+
+def timeout() -> int:
     """Seconds a download waits for the server: HF_HUB_DOWNLOAD_TIMEOUT, for hub and plain URLs alike."""
-    return float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT") or 10)
+    return _whole_number("HF_HUB_DOWNLOAD_TIMEOUT", 10)
+
+
+def minimum_rate() -> tuple[int, int]:
+    """Bytes a URL download must receive in every window of seconds: M3L_DOWNLOAD_MIN_RATE (bytes per
+    second, default 1024) over M3L_DOWNLOAD_RATE_WINDOW (default 60). A server that trickles a byte
+    now and then never lets a wait time out; a deadline on the whole file would fail honest slow ones."""
+    return (_whole_number("M3L_DOWNLOAD_MIN_RATE", 1024, "bytes per second"),
+            _whole_number("M3L_DOWNLOAD_RATE_WINDOW", 60))
 
 
 def _hub_client() -> object:
@@ -123,6 +152,7 @@ def digest_of(files: dict[str, dict[str, object]]) -> str:
 
 class ModelStore:
     def __init__(self, root: Path | str) -> None:
+        check_settings()  # a store is opened before any model library is imported
         self.root = Path(root)
 
     def path(self, entry: StoreEntry) -> Path:
@@ -247,7 +277,7 @@ class ModelStore:
         set_client_factory(_hub_client)
         api = HfApi()
         try:
-            commit = api.model_info(entry.repo_id, revision=entry.revision, timeout=timeout()).sha
+            commit = _commit(api, entry)
             snapshot_download(entry.repo_id, revision=commit, local_dir=staging,
                               allow_patterns=list(entry.allow_patterns) or None, etag_timeout=timeout())
         except HfHubHTTPError as error:
@@ -283,6 +313,18 @@ class ModelStore:
         return {"source": entry.url, "revision": None, "commit": None, "fetched_from": url}
 
 
+def _commit(api: object, entry: StoreEntry) -> str:
+    """The commit the hub resolves the entry's revision to; an answer of another shape is a UserError."""
+    try:
+        commit = api.model_info(entry.repo_id, revision=entry.revision, timeout=timeout()).sha
+    except (TypeError, AttributeError, KeyError):  # the library's parsing of a JSON that is no repo info
+        commit = None
+    if not (isinstance(commit, str) and _COMMIT.fullmatch(commit)):
+        raise UserError(f"{api.endpoint} named no commit for {entry.source} (its answer is no Hugging Face "
+                        "repository info: is HF_ENDPOINT a hub or mirror?)")
+    return commit
+
+
 def _keep_snapshot_files(staging: Path, commit: str) -> None:
     """Drop what a killed earlier attempt left in the staging folder and this snapshot did not fetch
     (other patterns, another commit), then huggingface_hub's download bookkeeping."""
@@ -315,8 +357,25 @@ def _fetch_range(url: str, partial: Path) -> bool:
         length = response.headers.get("Content-Length")
         total = (have if resumed else 0) + int(length) if length is not None else None
         with partial.open("ab" if resumed else "wb") as handle:
-            shutil.copyfileobj(response, handle, 1 << 20)
+            _copy_at_minimum_rate(response, handle, url)
     return total is None or partial.stat().st_size == total
+
+
+def _copy_at_minimum_rate(response: http.client.HTTPResponse, handle: BinaryIO, url: str) -> None:
+    """Copy the body as it arrives; a transfer slower than `minimum_rate` over a window is a UserError
+    (what arrived stays in the partial file, for the next attempt to resume)."""
+    rate, window = minimum_rate()
+    started, received = time.monotonic(), 0
+    while chunk := response.read1(1 << 20):
+        handle.write(chunk)
+        received += len(chunk)
+        elapsed = time.monotonic() - started
+        if elapsed >= window:
+            if received < rate * elapsed:
+                raise UserError(f"downloading {url} stalled: {received} bytes in {elapsed:.0f} s, below "
+                                f"M3L_DOWNLOAD_MIN_RATE={rate} bytes/s over M3L_DOWNLOAD_RATE_WINDOW={window} s; "
+                                "retry (what arrived is kept), or fill the store elsewhere and copy it here")
+            started, received = time.monotonic(), 0
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -178,6 +178,14 @@ def test_a_failing_hub_is_one_error_line(hub, tmp_path, fault):
     assert not (tmp_path / "models" / CLIP).exists()
 
 
+@pytest.mark.parametrize("answer", [b"[]", b"null", b'{"id": "x", "siblings": []}', b'{"id": "x", "sha": 5}'])
+def test_a_repo_info_of_the_wrong_shape_is_one_error_line(hub, tmp_path, answer):
+    hub.revision_answer = answer
+    line = assert_one_error_line(download(tmp_path / "models", online_env(tmp_path, hub)))
+    assert f"{CLIP}@main" in line and "named no commit" in line
+    assert not (tmp_path / "models" / CLIP).exists()
+
+
 def test_the_hub_is_reached_through_the_proxy_the_environment_names(hub, tmp_path):
     env = online_env(tmp_path, hub, HF_ENDPOINT="http://hub.internal", HTTP_PROXY=hub.url, NO_PROXY="")
     result = download(tmp_path / "models", env)
@@ -245,6 +253,31 @@ def test_a_url_server_error_is_one_error(hub, tmp_path, monkeypatch, online):
     hub.fail_status = 500
     with pytest.raises(UserError, match="500"):
         ModelStore(tmp_path).require((entry,), "fill it")
+
+
+def test_a_server_that_trickles_bytes_fails_by_the_minimum_rate(hub, tmp_path, monkeypatch, online):
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
+    monkeypatch.setenv("M3L_DOWNLOAD_MIN_RATE", "100")
+    monkeypatch.setenv("M3L_DOWNLOAD_RATE_WINDOW", "1")
+    entry, payload = vgg_file(hub, b"x" * 60)
+    hub.trickle = 0.25  # each byte well within the 2 s wait for the server: only the rate catches it
+    with pytest.raises(UserError, match="stalled: .* below M3L_DOWNLOAD_MIN_RATE=100 bytes/s"):
+        ModelStore(tmp_path).require((entry,), "fill it")
+    assert not ModelStore(tmp_path).path(entry).exists()
+
+
+@pytest.mark.parametrize("variable", ["HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT", "M3L_DOWNLOAD_MIN_RATE"])
+def test_a_setting_that_is_no_whole_number_is_blamed_before_any_model_loads(minilm_store, tmp_path, monkeypatch,
+                                                                             capsys, variable):
+    from m3l.cli import main
+
+    monkeypatch.setenv(variable, "2.5")
+    plots = tmp_path / "plots.tsv"
+    plots.write_text("movie_id\tplot\n1\ta plot\n")
+    assert main("text", ["--plots", str(plots), "--models", "minilm", "--models-dir", str(minilm_store),
+                         "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {variable}='2.5' is not a whole number") and err.count("\n") == 1
 
 
 def test_downloads_go_through_the_proxy_the_environment_names(hub, tmp_path, monkeypatch, online):

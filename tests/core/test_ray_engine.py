@@ -134,3 +134,19 @@ def test_without_ray_the_cli_imports_and_engine_ray_is_a_one_line_error(tmp_path
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == ("error: --engine ray needs ray, which this venv lacks; "
                                      "install it with: pip install 'ray[data]==2.60.0'")
+
+
+def test_a_ray_address_that_cannot_be_joined_is_one_line_not_a_ten_minute_wait():
+    """ray.init retries an address where nothing listens for ten minutes; a malformed one or ray:// without
+    ray[client] raised ValueError."""
+    script = ("import sys\nfrom m3l.engines.ray import connect\nfrom m3l.errors import UserError\n"
+              "for address in sys.argv[1:]:\n    try:\n        connect(address)\n"
+              "    except UserError as error:\n        print(error)\n")
+    result = subprocess.run([sys.executable, "-c", script, "garbage", "ray://127.0.0.1:1", "127.0.0.1:1"],
+                            capture_output=True, text=True, timeout=300, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(SRC), "M3L_RAY_CONNECT_TIMEOUT": "2"})
+    assert result.returncode == 0, result.stderr
+    garbage, client, nobody = result.stdout.splitlines()
+    assert garbage == "could not connect to Ray at garbage: Invalid address format: garbage"
+    assert client.startswith("could not connect to Ray at ray://127.0.0.1:1: Ray Client requires pip package `ray[client]`")
+    assert nobody.startswith("could not connect to Ray at 127.0.0.1:1: nothing answers at ") and "refused" in nobody

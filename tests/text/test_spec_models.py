@@ -319,3 +319,16 @@ def test_a_dim_that_disagrees_with_the_folder_is_one_error_before_any_work(plots
 
     _module(tmp_path, monkeypatch, "nodim", undeclared)  # nor sets one at load
     one_error(_extract(store, tmp_path / "other", plots_tsv, "nodim:LetterCounts"), "no dimension")
+
+
+def test_own_encoder_without_files_that_fails_to_load_is_one_error_line(spec_store, plots_tsv, tmp_path, monkeypatch,
+                                                                        capsys):
+    (tmp_path / "broken_encoder.py").write_text(
+        "from m3l.models.base import Encoder\n\n\nclass Broken(Encoder):\n    modality = 'text'\n    dim = 4\n\n"
+        "    def load(self):\n        raise RuntimeError('no such service')\n\n    def embed(self, plots):\n"
+        "        raise AssertionError('never loaded')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _extract(spec_store, tmp_path / "out", plots_tsv, "broken_encoder:Broken") == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if not line.startswith("progress: ")] == [
+        "error: could not load broken_encoder:Broken: RuntimeError: no such service"]

@@ -211,7 +211,8 @@ def load_encoders(encoders: Iterable[Encoder]) -> None:
         try:
             encoder.load()
         except Exception as error:  # noqa: BLE001
-            raise UserError(f"could not load {encoder.info.name} from {encoder.paths[0]}: {describe(error)}")
+            where = f" from {encoder.paths[0]}" if encoder.paths else ""  # a class of its own may need no files
+            raise UserError(f"could not load {encoder.info.name}{where}: {describe(error)}")
         if not encoder.info.dim:
             raise UserError(f"{encoder.info.name} has no dimension: declare `dim` in the class, or set "
                             "`self.info = self.info.with_dim(n)` in its `load`")

@@ -20,7 +20,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import pickle
+import socket
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -113,12 +115,33 @@ def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster at `address` ('auto', ray://host:port; None: $RAY_ADDRESS or a new local instance)."""
+    """Join the cluster at `address` ('auto', host:port, ray://host:port; None: $RAY_ADDRESS or a new
+    local instance)."""
     if not ray.is_initialized():
         try:
+            _reachable(address)
             ray.init(address=address, logging_level=logging.WARNING)
-        except ConnectionError as error:
-            raise UserError(f"could not connect to Ray at {address}: {error}") from None
+        except (ConnectionError, ValueError) as error:
+            raise UserError(f"could not connect to Ray at {address}: {' '.join(str(error).split())}") from None
+
+
+def _reachable(address: str | None) -> None:
+    """Refuse a cluster address where nothing answers within M3L_RAY_CONNECT_TIMEOUT seconds (default 30):
+    ray.init would retry it for ten minutes. A malformed address is a ValueError."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    if address and address.startswith("ray://"):
+        return  # Ray Client's own connection gives up after a few tries
+    bootstrap = canonicalize_bootstrap_address(address)  # None: a new local instance
+    if bootstrap is None:
+        return
+    host, _, port = bootstrap.rpartition(":")
+    wait = float(os.environ.get("M3L_RAY_CONNECT_TIMEOUT") or 30)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=wait).close()
+    except OSError as error:
+        why = f"no answer within {wait:g} s, M3L_RAY_CONNECT_TIMEOUT" if isinstance(error, TimeoutError) else error
+        raise ConnectionError(f"nothing answers at {bootstrap} ({why})") from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-item outcomes are in our own logs
 
 
