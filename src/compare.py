@@ -14,10 +14,7 @@ import sys
 from pathlib import Path
 
 from m3l.errors import exit_code
-from m3l.readers.compare import WORST_SHOWN, ModelComparison, compare, parse_tolerances
-
-COLUMNS = ("model", "dim", "shared", "only A", "only B", "max abs", "max rel", "min cosine", "tolerance", "over",
-           "worst ids")
+from m3l.readers.compare import compare, parse_tolerances, table, verdict
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,38 +28,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "for vggish)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON, one object per model")
     return parser.parse_args(argv)
-
-
-def _row(result: ModelComparison) -> tuple[str, ...]:
-    worst = ", ".join(result.over[:WORST_SHOWN]) + (f" (+{len(result.over) - WORST_SHOWN})"
-                                                    if len(result.over) > WORST_SHOWN else "")
-    measured = (f"{result.max_abs:.2e}", f"{result.max_rel:.2e}", f"{result.min_cosine:.6f}") if result.shared \
-        else ("-", "-", "-")
-    return (result.name, str(result.dim), str(result.shared), str(len(result.only_a)), str(len(result.only_b)),
-            *measured, f"{result.tolerance:g} ({result.basis})", str(len(result.over)), worst or "-")
-
-
-def table(results: list[ModelComparison]) -> list[str]:
-    rows = [COLUMNS, *map(_row, results)]
-    widths = [max(len(row[k]) for row in rows) for k in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    for result in results:
-        for side, ids in (("A", result.only_a), ("B", result.only_b)):
-            if ids:
-                more = f" (+{len(ids) - WORST_SHOWN} more)" if len(ids) > WORST_SHOWN else ""
-                lines.append(f"{result.name}: only in {side}: {', '.join(ids[:WORST_SHOWN])}{more}")
-    return lines
-
-
-def verdict(results: list[ModelComparison]) -> tuple[bool, str]:
-    over = [f"{r.name} ({len(r.over)} id{'s' if len(r.over) > 1 else ''})" for r in results if r.over]
-    empty = [r.name for r in results if not r.shared]
-    if over or empty:
-        reasons = ([f"beyond tolerance: {', '.join(over)}"] if over else []) + (
-            [f"no id in both, nothing compared: {', '.join(empty)}"] if empty else [])
-        return False, f"compare: {'; '.join(reasons)}"
-    plural = "s" if len(results) > 1 else ""
-    return True, f"compare: OK ({len(results)} model{plural}, every shared id within tolerance)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,9 +32,10 @@ QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "bench_compare.py": ("text", ["--items", "20", "--dim", "384", "--repeats", "1"]),
 }
 
-# Benchmarks whose smallest run takes minutes (Ray's start-up and actors) or needs a GPU: their tests
-# import them and parse their options only.
-OPTIONS_ONLY_BENCHMARKS = ("bench_ray.py", "bench_gpu.py")
+# Benchmarks whose smallest run takes minutes (Ray's start-up and actors) or needs a GPU, and
+# check_published.py (run on a look-alike by tests/text/test_check_published.py): test_benchmarks
+# imports them and parses their options only.
+OPTIONS_ONLY_BENCHMARKS = ("bench_ray.py", "bench_gpu.py", "check_published.py")
 
 
 def run_script(script: str, *args: object, env: dict[str, str] | None = None,

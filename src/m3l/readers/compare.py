@@ -31,6 +31,8 @@ LOOSEST = ("fp16", "tf32", "fp32")
 # value moves one whole step (1/255 of the range) at any precision.
 QUANTISED = {"vggish": 1e-2}
 WORST_SHOWN = 5
+COLUMNS = ("model", "dim", "shared", "only A", "only B", "max abs", "max rel", "min cosine", "tolerance", "over",
+           "worst ids")
 
 
 @dataclass(frozen=True)
@@ -176,3 +178,35 @@ def compare(a: Path, b: Path, models: list[str] | None = None,
             tolerances: dict[str, float] | None = None) -> list[ModelComparison]:
     tolerances = tolerances or {}
     return [compare_model(side_a, side_b, tolerances.get(side_a.info.name)) for side_a, side_b in pairs(a, b, models)]
+
+
+def _row(result: ModelComparison) -> tuple[str, ...]:
+    worst = ", ".join(result.over[:WORST_SHOWN]) + (f" (+{len(result.over) - WORST_SHOWN})"
+                                                    if len(result.over) > WORST_SHOWN else "")
+    measured = (f"{result.max_abs:.2e}", f"{result.max_rel:.2e}", f"{result.min_cosine:.6f}") if result.shared \
+        else ("-", "-", "-")
+    return (result.name, str(result.dim), str(result.shared), str(len(result.only_a)), str(len(result.only_b)),
+            *measured, f"{result.tolerance:g} ({result.basis})", str(len(result.over)), worst or "-")
+
+
+def table(results: list[ModelComparison]) -> list[str]:
+    rows = [COLUMNS, *map(_row, results)]
+    widths = [max(len(row[k]) for row in rows) for k in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    for result in results:
+        for side, ids in (("A", result.only_a), ("B", result.only_b)):
+            if ids:
+                more = f" (+{len(ids) - WORST_SHOWN} more)" if len(ids) > WORST_SHOWN else ""
+                lines.append(f"{result.name}: only in {side}: {', '.join(ids[:WORST_SHOWN])}{more}")
+    return lines
+
+
+def verdict(results: list[ModelComparison]) -> tuple[bool, str]:
+    over = [f"{r.name} ({len(r.over)} id{'s' if len(r.over) > 1 else ''})" for r in results if r.over]
+    empty = [r.name for r in results if not r.shared]
+    if over or empty:
+        reasons = ([f"beyond tolerance: {', '.join(over)}"] if over else []) + (
+            [f"no id in both, nothing compared: {', '.join(empty)}"] if empty else [])
+        return False, f"compare: {'; '.join(reasons)}"
+    plural = "s" if len(results) > 1 else ""
+    return True, f"compare: OK ({len(results)} model{plural}, every shared id within tolerance)"
