@@ -5,9 +5,9 @@
 - `faults[path] = [Fault, ...]`: the next requests of `path` answer these, one each, in order,
   before the file itself is served: a status with headers (429 + Retry-After, 500, a redirect),
   a body cut short (`cut`), or no answer at all (`hang`, until the server stops);
-- `tmdb[tmdb_id] = {"details": {...}, "videos": [...]}`: `GET /3/movie/<id>` and
-  `GET /3/movie/<id>/videos`, 404 for other ids, 401 without the `api_key` parameter or a
-  bearer token equal to `key`;
+- `tmdb[tmdb_id] = {"details": {...}, "videos": [...]}`: `GET /3/movie/<id>` (with the videos
+  under `videos` when `append_to_response=videos`) and `GET /3/movie/<id>/videos`; 404 for
+  other ids, 401 without the `api_key` parameter or a bearer token equal to `key`;
 - `redirects[path] = location`: a 302 every time; `unsized`: files sent without Content-Length
   (the body ends with the connection), the bytes written counted in `sent`;
 - requests in absolute form (`GET http://host/path`, as sent to a proxy) are served the
@@ -127,9 +127,11 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
                 return self._json(401, {"success": False, "status_code": 7, "status_message": "Invalid API key"})
             if tmdb_id not in web.tmdb:
                 return self._json(404, {"success": False, "status_code": 34, "status_message": "Not found"})
-            movie = web.tmdb[tmdb_id]
-            self._json(200, {"id": tmdb_id, "results": movie.get("videos", [])} if videos
-                       else {"id": tmdb_id, **movie["details"]})
+            movie, results = web.tmdb[tmdb_id], {"results": web.tmdb[tmdb_id].get("videos", [])}
+            if videos:
+                return self._json(200, {"id": tmdb_id, **results})
+            appended = {"videos": results} if "videos" in query.get("append_to_response", [""])[0].split(",") else {}
+            self._json(200, {"id": tmdb_id, **movie["details"], **appended})
 
         def _json(self, status: int, data: object) -> None:
             self._reply(status, json.dumps(data).encode(), {"Content-Type": "application/json;charset=utf-8"})

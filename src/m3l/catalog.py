@@ -307,6 +307,27 @@ def read_links(path: Path) -> Catalogue:
     return builder.catalogue
 
 
+def read_movielens_links(path: Path) -> Catalogue:
+    """MovieLens `links.csv` (`movieId,imdbId,tmdbId`): each movie's TMDB id as its item's source.
+
+    A movie without a TMDB id (MovieLens leaves the cell empty) is rejected with that reason.
+    """
+    text, _ = _read_text(path)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    if not rows or not {"movieId", "tmdbId"} <= set(rows[0]):
+        raise UserError(f"{path}: not a MovieLens links.csv (a header row with movieId and tmdbId expected)")
+    builder = _Builder()
+    for row in rows:
+        movie_id, tmdb_id = (row["movieId"] or "").strip(), (row["tmdbId"] or "").strip()
+        if not tmdb_id:
+            builder.reject(movie_id, "no TMDB id in links.csv")
+        elif not re.fullmatch(r"[0-9]+(\.0)?", tmdb_id):
+            builder.reject(movie_id, f"TMDB id is not a number: {printable(tmdb_id)}")
+        else:
+            builder.add(movie_id, tmdb_id.removesuffix(".0"))
+    return builder.catalogue
+
+
 def read_media_dir(folder: Path, extensions: tuple[str, ...]) -> Catalogue:
     """Folder of `<id>.<ext>` files. Of two files with one id, the first by name wins; every
     other entry is noted with why it is not used."""

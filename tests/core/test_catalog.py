@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m3l.catalog import image_extensions, id_problem, read_links, read_media, read_plots
+from m3l.catalog import image_extensions, id_problem, read_links, read_media, read_movielens_links, read_plots
 from m3l.errors import UserError
 from tests.testlib import run_script
 
@@ -148,3 +148,14 @@ def test_link_files_read_as_m3l_wrote_them_and_reject_what_is_no_web_link(tmp_pa
     reasons = dict(catalogue.rejected)
     assert reasons["2"] == "not an http(s) URL: file:///etc/passwd" and reasons["3"].startswith("not an http(s)")
     assert reasons["4"] == "row without a link" and "invalid id" in reasons["../5"] and "6" in reasons
+
+
+def test_movielens_links_give_each_movie_its_tmdb_id(tmp_path):
+    (tmp_path / "links.csv").write_text("movieId,imdbId,tmdbId\n1,0114709,862\n2,0113497,8844.0\n3,0000003,\n"
+                                        "4,0000004,tt12\n")
+    catalogue = read_movielens_links(tmp_path / "links.csv")
+    assert [(i.id, i.source) for i in catalogue.items] == [("1", "862"), ("2", "8844")]
+    assert dict(catalogue.rejected) == {"3": "no TMDB id in links.csv", "4": "TMDB id is not a number: tt12"}
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating\n1,1,4.0\n")
+    with pytest.raises(UserError, match="not a MovieLens links.csv"):
+        read_movielens_links(tmp_path / "ratings.csv")

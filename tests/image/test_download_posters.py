@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from m3l.download.posters import main
+from m3l.download.tmdb import main as collect_links
 from tests.image.helpers import extract
 from tests.image.media import bad_posters, photo
 from tests.outputs import read_vectors
@@ -49,19 +50,27 @@ def log_of(out) -> dict[str, str]:
     return {line.split(" ")[2]: line.split(" ", 3)[3] for line in lines}
 
 
-def test_posters_are_named_by_their_bytes_checked_and_read_by_extract_images(tmp_path, capsys, image_store):
-    with WebServer() as web:
-        kinds = {"1": "JPEG", "2": "PNG", "3": "WEBP", "4": "GIF"}
+def test_links_collected_from_tmdb_give_posters_named_by_their_bytes_that_extract_images_reads(
+        tmp_path, capsys, image_store, monkeypatch):
+    monkeypatch.setenv("TMDB_API_KEY", "test-key")
+    kinds = {"1": "JPEG", "2": "PNG", "3": "WEBP", "4": "GIF"}
+    with WebServer(key="test-key") as web:
         for movie_id, kind in kinds.items():
             web.files[f"/t/p/original/{movie_id}.png"] = poster_bytes(kind)  # the URL says png: the bytes decide
-        links = write_links(tmp_path / "links.tsv", [(i, f"{web.url}/t/p/original/{i}.png") for i in kinds])
-        out = tmp_path / "media" / "poster"
+            web.tmdb[100 + int(movie_id)] = {"details": {"title": f"T{movie_id}", "overview": "O.",
+                                                         "poster_path": f"/{movie_id}.png"}}
+        rows = "".join(f"{movie_id},0,{100 + int(movie_id)}\n" for movie_id in kinds)
+        (tmp_path / "links.csv").write_text("movieId,imdbId,tmdbId\n" + rows)
+        assert collect_links(["--movielens-links", str(tmp_path / "links.csv"), "--out", str(tmp_path / "media"),
+                              "--api-url", f"{web.url}/3", "--image-url", f"{web.url}/t/p/original"]) == 0
+        links, out = tmp_path / "media" / "poster_links.tsv", tmp_path / "media" / "poster"
         assert download(links, out) == 0
         assert sorted(p.name for p in out.iterdir()) == ["1.jpg", "2.png", "3.webp", "4.gif"]
         assert "download_posters: 4 done, 0 already done, 0 failed, 0 skipped" in capsys.readouterr().out
+        asked = len(web.requests)
         assert download(links, out) == 0  # the rerun checks the files and asks the network nothing
         assert "0 done, 4 already done" in capsys.readouterr().out
-        assert len(web.requests) == 4
+        assert len(web.requests) == asked
     features = tmp_path / "features"
     assert extract(image_store, out, features, "--models", "vit", "--device", "cpu") == 0
     assert sorted(read_vectors(features / "vit")) == sorted(kinds)

@@ -47,7 +47,11 @@ class FetchOptions:
 
 
 class FetchError(Exception):
-    """A link that gave no body; the message is the reason the log shows."""
+    """A link that gave no body; the message is the reason the log shows, `status` the HTTP status if any."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class _Retry(Exception):
@@ -82,9 +86,11 @@ def _why(error: BaseException) -> str:
 class Fetcher:
     """GETs URLs into files, from any number of threads: each thread keeps its own session and connections."""
 
-    def __init__(self, options: FetchOptions, stopping: threading.Event | None = None) -> None:
+    def __init__(self, options: FetchOptions, stopping: threading.Event | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         self.options = options
         self.stopping = stopping or threading.Event()
+        self.headers = headers or {}
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -94,6 +100,7 @@ class Fetcher:
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=1, max_retries=0)  # retries are ours
             session.mount("http://", adapter)
             session.mount("https://", adapter)
+            session.headers.update(self.headers)
         return session
 
     def get(self, url: str, sink: BinaryIO) -> int:
@@ -142,7 +149,7 @@ class Fetcher:
         if response.status_code >= 500 or response.status_code == 408:
             raise _Retry(status)
         if response.status_code != 200:
-            raise FetchError(status)
+            raise FetchError(status, response.status_code)
 
     def _body(self, response: requests.Response, sink: BinaryIO) -> int:
         cap = self.options.max_bytes

@@ -19,7 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from m3l.catalog import Item, printable
+from m3l.catalog import Item, printable, read_links
 from m3l.download import run
 from m3l.download.http import FetchError, Fetcher, FetchOptions
 from m3l.media import DEFAULT_MAX_PIXELS
@@ -112,9 +112,9 @@ class PosterFolder:
 
 
 def download(args: argparse.Namespace) -> None:
-    catalogue = run.links_of(args)
+    catalogue = run.selected(read_links(args.links), args)
     out = run.prepare_out(args.out)
-    log = run.open_log(args, out, "download_posters", catalogue)
+    log = run.open_log(run.log_path(args, out), "download_posters", catalogue)
     stopping = threading.Event()
     options = FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts)
     folder = PosterFolder(out, Fetcher(options, stopping), args.max_pixels, log)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from m3l.catalog import Catalogue, check_folder_path, read_ids, read_links
+from m3l.catalog import Catalogue, check_folder_path, read_ids
 from m3l.errors import UserError, stoppable_exit_code
 from m3l.store.files import OutputError, open_regular, real_folder
 from m3l.store.format import log_line
@@ -37,8 +37,8 @@ def positive(text: str) -> int:
     return value
 
 
-def links_of(args: argparse.Namespace) -> Catalogue:
-    catalogue = read_links(args.links)
+def selected(catalogue: Catalogue, args: argparse.Namespace) -> Catalogue:
+    """The items `--ids` and `--limit` choose."""
     if args.ids:
         catalogue = catalogue.only(read_ids(args.ids))
     return catalogue.limit(args.limit)
@@ -112,9 +112,9 @@ def log_path(args: argparse.Namespace, out: Path) -> Path:
     return args.log or out.parent / f"log_download_{out.name}.txt"
 
 
-def open_log(args: argparse.Namespace, out: Path, name: str, catalogue: Catalogue) -> RunLog:
-    """The run's log with the link file's rejected rows and notes already in it."""
-    log = RunLog(log_path(args, out), name)
+def open_log(path: Path, name: str, catalogue: Catalogue) -> RunLog:
+    """The run's log with the catalogue's rejected rows and notes already in it."""
+    log = RunLog(path, name)
     for movie_id, reason in catalogue.rejected:
         log.skip(movie_id, reason)
     for movie_id, reason in catalogue.warnings:
