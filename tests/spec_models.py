@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -14,3 +15,17 @@ def spec_encoder(store: Path, text: str):
     encoder = models.encoder_class(info)(info, [store / info.files[0].path])
     encoder.load()
     return encoder
+
+
+def docs_encoder() -> str:
+    """The encoder class docs/models.md shows (`letters.py`: LetterCounts, 26-d, no files in the store)."""
+    docs = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+    return docs.read_text().split("```python\n")[1].split("```")[0]
+
+
+def importable(folder: Path, monkeypatch, name: str, source: str) -> None:
+    """`name`.py holding `source` in `folder`, on the path and imported afresh (a class edited between runs)."""
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, name, raising=False)

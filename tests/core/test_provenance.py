@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 
 import h5py
@@ -17,6 +18,7 @@ from m3l.errors import UserError
 from m3l.readers.features import provenance
 from m3l.model_store import ModelStore
 from m3l.store.provenance import METADATA_KEY, ProvenanceLog, record
+from tests.spec_models import docs_encoder, importable
 from tests.stores import add_minilm
 
 MINILM = models.MODELS["minilm"]
@@ -186,3 +188,69 @@ def test_vectors_without_a_record_are_refused_unless_adopted_and_kept_apart(tmp_
     assert "minilm: 0 done, 3 already done" in capsys.readouterr().out
     assert (published / "provenance.jsonl").read_bytes() == record_file
     assert {path.name: path.stat().st_mtime_ns for path in published.iterdir()} == files
+
+
+@pytest.fixture
+def letters(tmp_path, monkeypatch):
+    """A run of the docs' own encoder class (no weights, 26-d): `letters(ids, *options)` → exit code."""
+    importable(tmp_path / "code", monkeypatch, "letters", docs_encoder())
+
+    def run_letters(ids, *extra):
+        return extract("text", ["--plots", str(write_plots(tmp_path / "plots.tsv", ids)), "--models",
+                                "letters:LetterCounts", "--models-dir", str(tmp_path / "models"), "--output",
+                                str(tmp_path / "out"), "--device", "cpu", *extra])
+    return run_letters
+
+
+def one_error(capsys, *words: str) -> str:
+    """The one `error:` line of what was printed (progress lines beside it), with every word in it; stdout."""
+    captured = capsys.readouterr()
+    [line] = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert "Traceback" not in captured.err and all(word in line for word in words), captured.err
+    return captured.out
+
+
+@pytest.mark.parametrize("line", [b'"record"', b"5", b'{"record": 5}', b'{"id": "7"}', b"garbage", b"\xff",
+                                  b'{"record": {"libraries": {"torch": 5}}}', b'{"adopted": "x", "ids": 5}'])
+def test_a_damaged_or_crafted_provenance_line_is_one_error_everywhere(tmp_path, letters, capsys, line):
+    from consolidate import main as consolidate
+    from verify import main as verify
+
+    assert letters(["1", "2"]) == 0
+    with (tmp_path / "out" / "letters--LetterCounts" / "provenance.jsonl").open("ab") as handle:
+        handle.write(line + b"\n")
+    capsys.readouterr()
+    assert letters(["1", "2", "3"]) == 2
+    one_error(capsys, "provenance.jsonl is damaged (line 2")
+    assert consolidate(["--output", str(tmp_path / "out")]) == 2
+    one_error(capsys, "provenance.jsonl is damaged (line 2")
+    assert verify(["--output", str(tmp_path / "out")]) == 1
+    report = capsys.readouterr().out
+    assert "provenance unreadable: 1:" in report and "verify: OK" not in report
+
+
+def test_an_append_that_fails_leaves_whole_lines_and_stops_with_one_error(tmp_path, letters, capsys):
+    """The file size limit (as `ulimit -f` sets it, or a full disk) cuts the third id line of a mixed run:
+    nothing of it stays, that id's vector is not written, and the run stops with one line."""
+    assert letters(["1", "2", "3"]) == 0
+    folder = tmp_path / "out" / "letters--LetterCounts"
+    path = folder / "provenance.jsonl"
+    [first] = path.read_text().splitlines()
+    path.write_text(first.replace('"weights": "', '"weights": "other ') + "\n")  # made with other weights
+    id_line = json.dumps({"id": "4", "provenance": "0" * 12}, sort_keys=True) + "\n"
+    room = len(first) + 1 + 2 * len(id_line) + 4  # this run's record and two id lines
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + room, hard))
+    try:
+        code = letters(["1", "2", "3", "4", "5", "6"], "--allow-mixed", "--no-consolidate")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert code == 2
+    assert "2 done, 3 already done" in one_error(capsys, "cannot write", "provenance.jsonl")
+    assert path.read_bytes().endswith(b"\n")
+    written = [line["id"] for line in ProvenanceLog(folder).lines() if "id" in line]
+    [lost] = {"4", "5", "6"} - set(written)
+    assert len(written) == 2 and not (folder / f"{lost}.json").exists()
+
+    assert letters(["1", "2", "3", "4", "5", "6"], "--allow-mixed") == 0
+    assert provenance(tmp_path / "out", "letters:LetterCounts")["others"][0]["ids"] == ["4", "5", "6"]

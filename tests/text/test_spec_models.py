@@ -13,7 +13,7 @@ import m3l
 from m3l.errors import UserError
 from m3l.readers.features import load_features
 from m3l.models import spec
-from tests.spec_models import spec_encoder
+from tests.spec_models import docs_encoder, importable, spec_encoder
 from tests.stores import minilm_source
 
 ST_ID, HF_ID = "BAAI/bge-small-en-v1.5", "intfloat/e5-small-v2"
@@ -173,9 +173,7 @@ def test_spec_missing_from_the_store_names_its_download(spec_store, plots_tsv, t
 
 
 def test_own_encoder_class_from_the_docs_runs_like_the_others(spec_store, plots_tsv, tmp_path, monkeypatch, capsys):
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
-    (tmp_path / "letters.py").write_text(docs.split("```python\n")[1].split("```")[0])
-    monkeypatch.syspath_prepend(str(tmp_path))
+    importable(tmp_path / "code", monkeypatch, "letters", docs_encoder())
     output = tmp_path / "out"
     assert _extract(spec_store, output, plots_tsv, "letters:LetterCounts") == 0
     assert "3 done" in capsys.readouterr().out
@@ -276,22 +274,13 @@ def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, mon
     assert not ran.exists() and "pwn" not in sys.modules
 
 
-def _module(tmp_path, monkeypatch, name: str, source: str) -> None:
-    """`name`.py holding `source`, importable afresh (a class edited between two runs of one process)."""
-    (tmp_path / "code").mkdir(exist_ok=True)
-    (tmp_path / "code" / f"{name}.py").write_text(source)
-    monkeypatch.syspath_prepend(str(tmp_path / "code"))
-    monkeypatch.delitem(sys.modules, name, raising=False)
-
-
 def test_a_dim_that_disagrees_with_the_folder_is_one_error_before_any_work(plots_tsv, tmp_path,
                                                                              monkeypatch, capsys):
     from consolidate import main as consolidate_main
 
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "models.md").read_text()
-    declared = docs.split("```python\n")[1].split("```")[0]
+    declared = docs_encoder()
     undeclared = declared.replace("    dim = 26\n", "").replace("self.dim", "self.info.dim")
-    _module(tmp_path, monkeypatch, "letters", undeclared.replace('"""Nothing to load: no weights."""',
+    importable(tmp_path / "code", monkeypatch, "letters", undeclared.replace('"""Nothing to load: no weights."""',
                                                                  "self.info = self.info.with_dim(26)"))
     store, output = tmp_path / "models", tmp_path / "out"  # a class without files needs no store
     assert _extract(store, output, plots_tsv, "letters:LetterCounts") == 0
@@ -314,10 +303,10 @@ def test_a_dim_that_disagrees_with_the_folder_is_one_error_before_any_work(plots
         load_features(output, "letters:LetterCounts", source="json")
 
     marker.write_text('{"spec": "letters:LetterCounts", "dim": 26, "modality": "text"}')
-    _module(tmp_path, monkeypatch, "letters", declared.replace("dim = 26", "dim = 5"))  # the class changed
+    importable(tmp_path / "code", monkeypatch, "letters", declared.replace("dim = 26", "dim = 5"))  # the class changed
     one_error(_extract(store, output, plots_tsv, "letters:LetterCounts"), "declares dim 5", "says 26")
 
-    _module(tmp_path, monkeypatch, "nodim", undeclared)  # nor sets one at load
+    importable(tmp_path / "code", monkeypatch, "nodim", undeclared)  # nor sets one at load
     one_error(_extract(store, tmp_path / "other", plots_tsv, "nodim:LetterCounts"), "no dimension")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.readers.features import NO_LOG_ENTRY, found_models, missing_reasons, provenance, read_log
 from m3l.store.format import BAD_NAME, SUFFIX, FolderScan, canonical_id, chunk_rows, iter_table, table_paths
@@ -156,6 +157,9 @@ def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None
     """The provenance as a note; ids written under a second one (--allow-mixed) are a problem."""
     try:
         summary = provenance(output, audit.info, source="json" if has_folder else "auto")
+    except UserError as error:  # provenance.jsonl damaged or crafted
+        audit.flag("provenance unreadable", [str(error)])
+        return
     except Exception:  # noqa: BLE001 - a damaged table is flagged by _audit_consolidated
         return
     if summary is None:

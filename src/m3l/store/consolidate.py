@@ -54,6 +54,7 @@ def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
     """
     output = Path(output)
     paths = table_paths(output, info)
+    recorded = metadata(output / info.folder)  # a damaged provenance.jsonl stops it before any work
     current = FolderScan(output / info.folder, info.dim, donor=scan)
     incremental = _plan(output, info, current, full)
     new = np.flatnonzero(current.state == UNREAD)
@@ -69,7 +70,7 @@ def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
         keys = _merged_keys(old_keys, [current.ids[k] for k in fresh])
         if isinstance(old_keys, np.ndarray) and isinstance(keys, list):  # the old rows sort otherwise now
             old_vectors = old_vectors[:]
-        _write_tables(output, info, keys, old_vectors, current.matrix, fresh)
+        _write_tables(output, info, keys, old_vectors, current.matrix, fresh, recorded)
     _write_index(output, info, current)
     return paths["parquet"], paths["hdf5"]
 
@@ -82,15 +83,16 @@ def _merged_keys(old: np.ndarray | list[str], fresh_ids: list[str]) -> np.ndarra
 
 
 def _write_tables(output: Path, info: ModelInfo, keys: np.ndarray | list[str], old_vectors: object,
-                  matrix: np.ndarray, fresh: np.ndarray) -> None:
+                  matrix: np.ndarray, fresh: np.ndarray, recorded: dict[str, str]) -> None:
     """Both tables, sorted by key, a chunk at a time: key k's vector is row k of the old table (an HDF5
-    dataset or an array) while k is below its length, then the row of `matrix` at `fresh[k - length]`."""
+    dataset or an array) while k is below its length, then the row of `matrix` at `fresh[k - length]`.
+    `recorded`: the provenance metadata they carry."""
     paths = table_paths(output, info)
     numeric = isinstance(keys, np.ndarray)
     order = key_order(keys)
     old_count = len(keys) - len(fresh)
     with atomic_output(paths["parquet"]) as parquet, atomic_output(paths["hdf5"]) as hdf5:
-        with table_writer(parquet, hdf5, len(keys), info.dim, numeric, metadata(output / info.folder)) as writer:
+        with table_writer(parquet, hdf5, len(keys), info.dim, numeric, recorded) as writer:
             step = chunk_rows(info.dim)
             for start in range(0, len(order), step):
                 rows = order[start:start + step]

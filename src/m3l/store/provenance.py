@@ -23,10 +23,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 from m3l.errors import UserError
-from m3l.store.files import open_regular
+from m3l.store.files import OutputError, open_regular
 
 FILE_NAME = "provenance.jsonl"
 METADATA_KEY = "m3l_provenance"  # Parquet schema metadata key and HDF5 attribute: the JSON of `summary()`
@@ -83,6 +84,26 @@ def metadata(folder: Path) -> dict[str, str]:
     return {METADATA_KEY: json.dumps(summary, sort_keys=True)} if summary else {}
 
 
+def _parsed(text: bytes) -> dict | None:
+    """A provenance line: a record, an adoption, or an id written under a record; None for anything else."""
+    try:
+        line = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(line, dict):
+        return None
+    if "record" in line:
+        entry = line["record"]
+        libraries = entry.get("libraries", {}) if isinstance(entry, dict) else None
+        well_formed = isinstance(libraries, dict) and all(isinstance(v, (str, type(None))) for v in libraries.values())
+    elif "adopted" in line:
+        ids = line.get("ids")
+        well_formed = isinstance(line["adopted"], str) and isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+    else:
+        well_formed = isinstance(line.get("id"), str) and isinstance(line.get("provenance"), str)
+    return line if well_formed else None
+
+
 class ProvenanceLog:
     """The provenance file of one model's output folder."""
 
@@ -91,15 +112,20 @@ class ProvenanceLog:
         self.path = self.folder / FILE_NAME
 
     def lines(self) -> list[dict]:
+        """Every line of the file; one that is not a provenance line (damaged, or crafted) is a UserError."""
         if not os.path.lexists(self.path):
             return []
-        with os.fdopen(open_regular(self.path, os.O_RDONLY), encoding="utf-8") as handle:
-            text = handle.read()
-        try:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError:
-            raise UserError(f"{self.path} is damaged (a line is not JSON); restore it, or write elsewhere "
-                            "with --output") from None
+        with open(open_regular(self.path, os.O_RDONLY), "rb") as handle:
+            raw = handle.read()
+        lines = []
+        for number, text in enumerate(raw.splitlines(), start=1):
+            if text.strip():
+                line = _parsed(text)
+                if line is None:
+                    raise UserError(f"{self.path} is damaged (line {number} is no provenance line); restore it, "
+                                    "or write elsewhere with --output DIR")
+                lines.append(line)
+        return lines
 
     def records(self) -> list[dict]:
         return [line["record"] for line in self.lines() if "record" in line]
@@ -121,10 +147,21 @@ class ProvenanceLog:
             summary["adopted"] = {"label": adopted[0]["adopted"], "ids": adopted[0]["ids"]}
         return summary
 
-    def _append(self, line: dict) -> None:
+    def _append(self, *lines: dict) -> None:
+        """Whole lines or nothing: a write cut short (disk full, file size limit) is undone."""
+        data = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines).encode()
         fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, sort_keys=True) + "\n")
+        try:
+            end = os.fstat(fd).st_size
+            written = 0
+            while written < len(data):  # a short write leaves the rest; the next says why
+                written += os.write(fd, data[written:])
+        except OSError as error:
+            with suppress(OSError):
+                os.ftruncate(fd, end)
+            raise OutputError(self.path, error) from None
+        finally:
+            os.close(fd)
 
     def claim(self, current: dict, allow_mixed: bool, present: list[str],
               adopt_as: str | None = None) -> Callable[[str], None] | None:
@@ -140,9 +177,8 @@ class ProvenanceLog:
                 raise UserError(f"{self.folder} holds {len(present)} vectors and no provenance record: what made "
                                 "them is unknown; add --adopt-as LABEL (e.g. m3l-published) to record them as "
                                 "adopted under LABEL beside this run's own, or write elsewhere with --output DIR")
-            if present:
-                self._append({"adopted": adopt_as, "ids": sorted(present)})
-            self._append({"record": current})
+            adopted = [{"adopted": adopt_as, "ids": sorted(present)}] if present else []
+            self._append(*adopted, {"record": current})
             return None
         changing, warning = differences(records[0], current)
         if warning:

@@ -210,9 +210,9 @@ class FeatureStore:
         if self.info.decimals is not None:
             values = [round(x, self.info.decimals) for x in values]
         with signals_held():
+            if self.mixed:  # logged first: an id whose line cannot be written is not written either
+                self.mixed(movie_id)
             status = atomic_write_bytes(self.path(movie_id), json.dumps({movie_id: values}).encode())
             if self.scan is not None and self.lend_written:  # the consolidation takes the vector from here
                 self.scan.record(movie_id, status, np.array(values, dtype=np.float64).astype(np.float32))
-            if self.mixed:
-                self.mixed(movie_id)
             self.summary.done += 1
