@@ -142,6 +142,11 @@ def run_without(distribution: str, script: Path, *args: object) -> subprocess.Co
                           cwd=REPO, timeout=600)
 
 
+def is_run_record(name: str) -> bool:
+    """run_<timestamp>.toml and runs.jsonl in an output folder: how each run was invoked, new every run."""
+    return name == "runs.jsonl" or (name.startswith("run_") and name.endswith(".toml"))
+
+
 def write_map(path: Path, rows: Iterable[tuple[str, object]], header: bool = True) -> Path:
     """A trailer map TSV: `movie_id<TAB>trailer_path` rows, under that header unless told not to."""
     lines = (["movie_id\ttrailer_path"] if header else []) + [f"{movie_id}\t{source}" for movie_id, source in rows]

@@ -6,8 +6,9 @@ import argparse
 import os
 import re
 import shlex
+import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +21,7 @@ from m3l.media import LoaderOptions
 from m3l.modalities import MODALITIES, Modality
 from m3l.model_store import ModelStore
 from m3l.models.base import Encoder
-from m3l.store import provenance
+from m3l.store import provenance, runs
 from m3l.store.consolidate import consolidate
 from m3l.store.locks import model_locks
 from m3l.store.writer import FeatureStore
@@ -196,13 +197,15 @@ def create_encoders(modality: Modality, args: argparse.Namespace, infos: list[mo
     return encoders
 
 
-def extract(modality: Modality, args: argparse.Namespace) -> None:
+def extract(modality: Modality, args: argparse.Namespace, command: str, resolved: str) -> None:
+    """The run of one extract script; `command` and its `resolved` config are recorded in the output folder."""
     run = engines.select(args)
     catalogue = load_catalogue(modality, args)
     output = prepare_output(args.output)
     infos = model_infos(modality, args)
     paths = model_files(modality, args, infos)
-    with model_locks(output, infos):
+    with runs.recorded(output, command, args.config, resolved, [info.name for info in infos]), \
+            model_locks(output, infos):
         stores = {info.folder: FeatureStore(output, info, lend_written=not args.no_consolidate) for info in infos}
         with printed_summaries(stores.values()):  # from here on, however the run ends (Ctrl-C while loading too)
             encoders = create_encoders(modality, args, infos, paths)
@@ -248,7 +251,8 @@ def main(modality: str, argv: list[str] | None = None, default_models: list[str]
             print(config.dumps({modality: config.resolved(parser, args)}), end="")
             return
         progress.keep_library_bars_out()
-        extract(MODALITIES[modality], args)
+        command = shlex.join([sys.executable, sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+        extract(MODALITIES[modality], args, command, config.dumps({modality: config.resolved(parser, args)}))
 
     return stoppable_exit_code(run, "interrupted: every file written so far is complete; "
                                     "run the same command again to resume")

@@ -3,6 +3,7 @@ as one `error:` line naming the key."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -112,3 +113,18 @@ def test_a_bad_override_is_one_error_line(capsys, override, named):
 def test_a_missing_config_file_is_one_error_line(tmp_path, capsys):
     assert cli.main("text", ["--config", str(tmp_path / "none.toml")]) == 2
     assert capsys.readouterr().err.startswith(f"error: cannot read config {tmp_path / 'none.toml'}")
+
+
+def test_each_run_records_its_config_and_one_line_apart_from_provenance(tmp_path, minilm_store):
+    config = tmp_path / "m3l.toml"
+    config.write_text(f'models-dir = "{minilm_store}"\ndevice = "cpu"\n[text]\nmodels = "minilm"\nlimit = 1\n')
+    output = tmp_path / "out"
+    assert cli.main("text", ["--config", str(config), "--output", str(output)]) == 0
+    provenance = (output / "minilm" / "provenance.jsonl").read_bytes()
+    assert cli.main("text", ["--config", str(config), "--output", str(output), "--set", "text.limit=2"]) == 0
+    assert (output / "minilm" / "provenance.jsonl").read_bytes() == provenance
+    first, second = [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
+    assert (first["config"], first["models"], first["outcome"]) == (str(config), ["minilm"], "finished")
+    assert second["command"].endswith("--set text.limit=2") and second["run_config"] != first["run_config"]
+    recorded = tomllib.loads((output / second["run_config"]).read_text())["text"]
+    assert (recorded["limit"], recorded["output"], recorded["models-dir"]) == (2, str(output), str(minilm_store))
