@@ -15,7 +15,7 @@ install     = if [ -x "$(UV)" ]; then "$(UV)" pip install --quiet --compile-byte
               else $(VENVS)/$(1)/bin/pip install --quiet $(2); fi
 
 .PHONY: setup demo test $(addprefix setup-,$(MODALITIES)) $(addprefix demo-,$(MODALITIES)) \
-        $(addprefix test-,$(MODALITIES)) test-setup
+        $(addprefix test-,$(MODALITIES)) test-setup setup-download upgrade-yt-dlp test-download
 
 setup: $(addprefix setup-,$(MODALITIES))
 $(foreach m,$(MODALITIES),$(eval setup-$(m): $(VENVS)/$(m)/.installed))
@@ -29,6 +29,19 @@ $(VENVS)/%/.installed: %_reqs.txt | $(FETCH_UV)
 	if [ -x "$(UV)" ]; then "$(UV)" venv --quiet --allow-existing --python $(PYTHON) $(VENVS)/$*; \
 	else $(PYTHON) -m venv $(VENVS)/$*; fi
 	$(call install,$*,-r $<)
+	touch $@
+
+# Trailer downloads (src/download_trailers.py): yt-dlp and FFmpeg in a venv of their own, never in a model venv.
+# YouTube breaks old yt-dlp releases within weeks: `make upgrade-yt-dlp` takes the newest.
+setup-download: $(VENVS)/download/.installed
+
+upgrade-yt-dlp: $(VENVS)/download/.installed
+	$(call install,download,--upgrade "yt-dlp[default]" yt-dlp-ejs)
+
+# The download tests need pytest alone (the other test packages would bring torch); the decoders and
+# extractors they feed run in the audio and video venvs.
+$(VENVS)/download/.test-installed: tests/requirements.txt $(VENVS)/download/.installed
+	$(call install,download,$(shell grep -m1 '^pytest==' tests/requirements.txt))
 	touch $@
 
 # Test-only packages come --no-deps (pytest aside): every venv's tests run on exactly what users get.
@@ -56,7 +69,9 @@ demo-video: setup-video
 	$(VENVS)/video/bin/python src/extract_video.py --models-dir $(MODELS_DIR) --output $(OUTPUT)
 
 # Each modality's tests run in that modality's venv; tests/core runs in the text venv.
-test: $(addprefix $(VENVS)/,$(addsuffix /.test-installed,$(MODALITIES)))
-	@bash tests/run_all.sh $(MODALITIES)
+test: $(addprefix $(VENVS)/,$(addsuffix /.test-installed,$(MODALITIES) download))
+	@bash tests/run_all.sh $(MODALITIES) download
 
 $(foreach m,$(MODALITIES),$(eval test-$(m): $(VENVS)/$(m)/.test-installed ; @bash tests/run_all.sh $(m)))
+test-download: $(addprefix $(VENVS)/,$(addsuffix /.test-installed,download audio video))
+	@bash tests/run_all.sh download

@@ -9,7 +9,12 @@
   under `videos` when `append_to_response=videos`) and `GET /3/movie/<id>/videos`; 404 for
   other ids, 401 without the `api_key` parameter or a bearer token equal to `key`;
 - `redirects[path] = location`: a 302 every time; `unsized`: files sent without Content-Length
-  (the body ends with the connection), the bytes written counted in `sent`;
+  (the body ends with the connection);
+- `sent[path]`: body bytes written; `ranges`: the (path, Range header) of every GET;
+  `no_ranges`: files whose Range headers are ignored (as Python's http.server does);
+  `throttle[path]`: seconds of sleep after each 64 KB; `send_buffer`: the sockets' send buffer,
+  small when `sent` must be close to what the client read (what the kernel takes from a client
+  that stopped reading is counted too);
 - requests in absolute form (`GET http://host/path`, as sent to a proxy) are served the
   same way and their host recorded, so the server doubles as a proxy.
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from contextlib import suppress
@@ -50,6 +56,10 @@ class WebServer(LocalServer):
         self.redirects: dict[str, str] = {}  # path -> Location, answered 302 every time
         self.unsized: set[str] = set()  # files sent without Content-Length, their bytes counted in `sent`
         self.sent: dict[str, int] = {}
+        self.ranges: list[tuple[str, str | None]] = []
+        self.no_ranges: set[str] = set()
+        self.throttle: dict[str, float] = {}
+        self.send_buffer: int | None = None
         self.key = key
         self.delay = delay  # seconds before each answer (a CDN's round trip)
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
@@ -70,12 +80,18 @@ class WebServer(LocalServer):
 
 def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
     class Handler(QuietHandler):
+        def setup(self) -> None:
+            super().setup()
+            if web.send_buffer:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, web.send_buffer)
+
         def do_GET(self) -> None:
             target = urlparse(self.path)
             if target.netloc:
                 web.proxied_hosts.append(target.netloc)
             path, query = unquote(target.path), parse_qs(target.query)
             web.requests.append(("GET", path, query))
+            web.ranges.append((path, self.headers.get("Range")))
             web.auth_headers.append(self.headers.get("Authorization"))
             time.sleep(web.delay)
             if path in web.redirects:
@@ -104,23 +120,29 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
             if path in web.unsized:  # no Content-Length: the body ends when the connection closes
                 self._send(200, {**headers, "Connection": "close"})
                 self.close_connection = True
-                with suppress(OSError):  # the client may hang up first: a size cap stops reading
-                    for start in range(0, len(content), 1 << 16):
-                        self.wfile.write(content[start:start + (1 << 16)])
-                        web.sent[path] = web.sent.get(path, 0) + min(1 << 16, len(content) - start)
-                return
-            self._file(content, headers)
+                return self._stream(path, content)
+            self._file(path, content, headers)
 
-        def _file(self, content: bytes, headers: dict[str, str]) -> None:
+        def _file(self, path: str, content: bytes, headers: dict[str, str]) -> None:
             requested = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range") or "")
-            if not requested:
-                return self._reply(200, content, headers)
+            if not requested or path in web.no_ranges:
+                self._send(200, {**headers, "Content-Length": str(len(content))})
+                return self._stream(path, content)
             start = int(requested[1])
             end = min(int(requested[2]) if requested[2] else len(content) - 1, len(content) - 1)
             if start >= len(content):
                 return self._reply(416, b"", {"Content-Range": f"bytes */{len(content)}"})
             headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
-            self._reply(206, content[start:end + 1], headers)
+            self._send(206, {**headers, "Content-Length": str(end + 1 - start)})
+            self._stream(path, content[start:end + 1])
+
+        def _stream(self, path: str, body: bytes) -> None:
+            """The body 64 KB at a time, counted in `sent`, at the pace `throttle` sets."""
+            with suppress(OSError):  # the client may hang up first: a size cap or a cut stops reading
+                for start in range(0, len(body), 1 << 16):
+                    self.wfile.write(body[start:start + (1 << 16)])
+                    web.sent[path] = web.sent.get(path, 0) + min(1 << 16, len(body) - start)
+                    time.sleep(web.throttle.get(path, 0))
 
         def _tmdb(self, tmdb_id: int, videos: bool, query: dict[str, list[str]]) -> None:
             if query.get("api_key") != [web.key] and self.headers.get("Authorization") != f"Bearer {web.key}":

@@ -95,8 +95,9 @@ class RunLog:
         self._write(movie_id, "skipped", reason)
         self._count("skipped")
 
-    def fail(self, movie_id: str, reason: str) -> None:
-        self._write(movie_id, "failed", reason)
+    def fail(self, movie_id: str, reason: str, status: str = "failed") -> None:
+        """A failed id; `status` may say how it failed (download_trailers.py: gone, blocked, network)."""
+        self._write(movie_id, status, reason)
         self._count("failed")
 
     def note(self, movie_id: str, status: str, reason: str) -> None:
@@ -122,8 +123,13 @@ def open_log(path: Path, name: str, catalogue: Catalogue) -> RunLog:
     return log
 
 
-def main(action: Callable[[], None]) -> int:
-    """Run a download script's work: 0 when it ends (ids that failed are in its log), 2 and one `error:` line
-    for a user mistake, 130 or 143 when interrupted."""
-    return stoppable_exit_code(action, "interrupted: every file under its final name is complete; "
-                                       "run the same command again to resume")
+def main(action: Callable[[], int | None]) -> int:
+    """Run a download script's work: 0 when it ends (ids that failed are in its log) or the code it returns,
+    2 and one `error:` line for a user mistake, 130 or 143 when interrupted."""
+    returned: list[int | None] = [None]
+
+    def work() -> None:
+        returned[0] = action()
+
+    return stoppable_exit_code(work, "interrupted: every file under its final name is complete; "
+                                     "run the same command again to resume") or returned[0] or 0
