@@ -1,6 +1,9 @@
+import atexit
 import logging
 import os
+import shutil
 import signal
+import tempfile
 
 import pytest
 
@@ -10,6 +13,10 @@ from tests.testlib import REPO, SRC
 os.environ.setdefault("M3L_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The hashes of model files known from earlier runs: the suite's own, never the user's cache.
+if "M3L_CACHE_DIR" not in os.environ:
+    os.environ["M3L_CACHE_DIR"] = tempfile.mkdtemp(prefix="m3l-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["M3L_CACHE_DIR"], ignore_errors=True)
 
 # A suite started in the background of a non-interactive shell (`make test &`) inherits SIGINT
 # ignored, and so would every script it starts: the Ctrl-C tests need it as a terminal gives it.

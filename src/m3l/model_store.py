@@ -150,6 +150,53 @@ def digest_of(files: dict[str, dict[str, object]]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def cache_dir() -> Path:
+    """What this machine keeps to save work: M3L_CACHE_DIR, else $XDG_CACHE_HOME/m3l (~/.cache/m3l)."""
+    explicit = os.environ.get("M3L_CACHE_DIR")
+    return Path(explicit) if explicit else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "m3l"
+
+
+class KnownHashes:
+    """The SHA-256 of store files hashed before on this machine (`<cache_dir>/file-hashes.json`, by real
+    path), trusted only while the file's size, mtime, ctime and inode are those it was hashed with. A
+    store copied elsewhere (new times) is hashed once there; a file changed in any way is hashed again."""
+
+    def __init__(self) -> None:
+        self.path = cache_dir() / "file-hashes.json"
+        try:
+            known = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            known = {}
+        self.known: dict = known if isinstance(known, dict) else {}
+        self.changed = False
+
+    def sha256(self, file: Path) -> str:
+        key, stamp = os.path.realpath(file), _stamp(file)
+        known = self.known.get(key)
+        if isinstance(known, list) and known[:-1] == stamp:
+            return str(known[-1])
+        digest = sha256_of(file)
+        if _stamp(file) == stamp:  # not changed while it was read
+            self.known[key] = [*stamp, digest]
+            self.changed = True
+        return digest
+
+    def save(self) -> None:
+        """Best effort: without a writable cache the files are hashed at every run."""
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _write_json(self.path, self.known)
+        except OSError:
+            pass
+
+
+def _stamp(file: Path) -> list[int]:
+    status = file.stat()
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev]
+
+
 class ModelStore:
     def __init__(self, root: Path | str) -> None:
         check_settings()  # a store is opened before any model library is imported
@@ -178,13 +225,20 @@ class ModelStore:
                         f"entry again or let its files be hashed as they are")
 
     def digest(self, entry: StoreEntry) -> str:
-        """The entry's content digest, from its manifest.
-
-        An entry without one (copied in by hand) is hashed at every run: a run only reads the
-        store, which may be shared or read-only.
+        """The entry's content digest, from its files as they are now, never from its manifest (weights
+        swapped after the manifest was written must not pass for the ones it lists): hashed, or known
+        from an earlier hash of the unchanged file (`KnownHashes`, outside the store, which a run only
+        reads: it may be shared or read-only). Files that differ from the manifest are one warning.
         """
         manifest = self.manifest(entry)
-        return digest_of(manifest["files"] if manifest else file_table(self.path(entry)))
+        hashes = KnownHashes()
+        files = {name: {"sha256": hashes.sha256(file)} for name, file in _files_of(self.path(entry)).items()}
+        hashes.save()
+        listed = {name: info["sha256"] for name, info in manifest["files"].items()} if manifest else None
+        if listed is not None and listed != {name: info["sha256"] for name, info in files.items()}:
+            print(f"warning: {self.path(entry)} differs from its manifest {self.manifest_path(entry).name} "
+                  "(python src/download_models.py --check names the files)", file=sys.stderr)
+        return digest_of(files)
 
     def weights_digest(self, entries: tuple[StoreEntry, ...]) -> str:
         """One digest for a model's entries (vggish has two files)."""

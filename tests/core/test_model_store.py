@@ -15,7 +15,7 @@ import pytest
 
 from m3l import models
 from m3l.errors import UserError
-from m3l.model_store import ModelStore, StoreEntry, digest_of, offline
+from m3l.model_store import ModelStore, StoreEntry, digest_of, file_table, offline
 from tests.hub import Hub, read_folder
 from tests.outputs import read_vectors
 from tests.stores import add_clip
@@ -349,3 +349,35 @@ def test_a_damaged_manifest_is_one_clear_error(tmp_path, content):
     (tmp_path / (entry.path + ".MANIFEST.json")).write_text(content)
     with pytest.raises(UserError, match="is not a model-store manifest"):
         ModelStore(tmp_path).digest(entry)
+
+
+def test_weights_swapped_after_the_manifest_change_the_digest(tmp_path, monkeypatch, capsys):
+    """The digest comes from the files, their hashes kept outside the store while size, times and inode
+    hold: a file swapped after the manifest was written (same size) names another entry, with a warning."""
+    monkeypatch.setenv("M3L_CACHE_DIR", str(tmp_path / "cache"))
+    entry = StoreEntry("org/model", repo_id="org/model")
+    folder = tmp_path / "store" / entry.path
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"w" * 100)
+    store = ModelStore(tmp_path / "store")
+    manifest = {"source": entry.source, "files": file_table(folder)}
+    store.manifest_path(entry).write_text(json.dumps(manifest))
+    digest = store.digest(entry)
+    assert digest == digest_of(manifest["files"]) and capsys.readouterr().err == ""
+    [known] = [path for path in (tmp_path / "cache").rglob("*") if path.is_file()]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["model", "model.MANIFEST.json"]
+
+    stamp = weights.stat()
+    weights.write_bytes(b"v" * 100)  # swapped in place, same size
+    os.utime(weights, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # and even the same mtime
+    assert store.digest(entry) != digest
+    assert "differs from its manifest" in capsys.readouterr().err
+
+    weights.write_bytes(b"w" * 100)
+    assert store.digest(entry) == digest
+    hashes = json.loads(known.read_text())  # trusted while the stamp holds: a planted hash is taken
+    hashes[os.path.realpath(weights)][-1] = "0" * 64
+    known.write_text(json.dumps(hashes))
+    assert store.digest(entry) != digest

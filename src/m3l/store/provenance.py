@@ -2,9 +2,9 @@
 silently mixes vectors of two different models.
 
 `<output>/<folder>/provenance.jsonl` holds JSON lines. The first record is the folder's
-provenance: model name, weights digest (the store manifests', or the weight files'
-SHA-256), recipe version, precision, device type and the versions of the libraries
-that change numbers. A run whose weights, recipe, precision or library minor versions
+provenance: model name, weights digest (of the weight files' SHA-256 as they are now),
+recipe version, precision, device type and the versions of the libraries that change
+numbers. A run whose weights, recipe, precision or library minor versions
 differ refuses to write there; with `--allow-mixed` it appends its own record and one
 `{"id", "provenance"}` line per id it writes. Device type and library patch versions
 only warn.
