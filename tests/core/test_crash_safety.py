@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -133,27 +134,72 @@ def partial_output(tmp_path, five_done, extractor_store):
     return arguments(TEXT, catalogue, extractor_store(TEXT), tmp_path / "output"), tmp_path / "output"
 
 
-def test_disk_full_stops_with_one_line_and_damages_nothing(tmp_path, partial_output):
-    args, seed = partial_output
-    before = _files(seed)
-    used_kib = sum(-(-len(data) // 4096) * 4 for data in before.values())
+def _on_a_small_tmpfs(tmp_path: Path, seed: Path, room_kib: int, command: Callable[[Path], str]
+                      ) -> tuple[subprocess.CompletedProcess, Path]:
+    """`command(mounted)` on a tmpfs holding a copy of `seed` and `room_kib` more; the result, and a copy of
+    what the tmpfs held afterwards."""
+    used_kib = sum(-(-len(data) // 4096) * 4 for data in _files(seed).values())
     mounted, copied_back = tmp_path / "tmpfs", tmp_path / "after"
     mounted.mkdir()
     copied_back.mkdir()
-    run_args = [*args[:args.index("--output") + 1], str(mounted), *args[args.index("--output") + 2:]]
     result = in_private_mounts(
-        f"mount -t tmpfs -o size={used_kib + 48}k tmpfs '{mounted}' && cp -a '{seed}/.' '{mounted}/' && "
-        f"{_script_command(run_args)}; code=$?; cp -a '{mounted}/.' '{copied_back}/'; exit $code")
+        f"mount -t tmpfs -o size={used_kib + room_kib}k tmpfs '{mounted}' && cp -a '{seed}/.' '{mounted}/' && "
+        f"{command(mounted)}; code=$?; cp -a '{mounted}/.' '{copied_back}/'; exit $code")
+    return result, copied_back
+
+
+def _output_on(args: list[str], output: Path) -> list[str]:
+    return [*args[:args.index("--output") + 1], str(output), *args[args.index("--output") + 2:]]
+
+
+def _assert_same_outputs(before: dict[str, bytes], after: dict[str, bytes]) -> None:
+    """The files before are there unchanged (logs, run records and locks may have changed)."""
+    kept = [name for name in before if not _per_run(name) and not name.startswith(".")]
+    assert {name: after.get(name) for name in kept} == {name: before[name] for name in kept}
+
+
+def test_disk_full_stops_with_one_line_and_damages_nothing(tmp_path, partial_output):
+    args, seed = partial_output
+    before = _files(seed)
+    result, copied_back = _on_a_small_tmpfs(tmp_path, seed, 48,
+                                            lambda mounted: _script_command(_output_on(args, mounted)))
     assert result.returncode == 2, result.stderr
     _assert_one_line_error(result.stderr, "cannot write", "No space left on device", "files already written are intact")
     assert "minilm: " in result.stdout and " done, 5 already done" in result.stdout  # the summary still printed
-    after = _files(copied_back)
-    assert {name: data for name, data in after.items() if name in before and not _per_run(name)
-            and not name.startswith(".")} == \
-        {name: data for name, data in before.items() if not _per_run(name) and not name.startswith(".")}
+    _assert_same_outputs(before, _files(copied_back))
     assert temporary_files(copied_back) == []
     vectors = snapshot(copied_back, TEXT)["minilm"]
     assert 5 < len(vectors) < 40  # it wrote until the disk was full
+
+
+@pytest.fixture(scope="module")
+def forty_unconsolidated(tmp_path_factory, five_done, extractor_store):
+    """(arguments of the 40-plot run, an output folder where all 40 are done, the tables holding the first 5)."""
+    catalogue, seed = five_done
+    output = tmp_path_factory.mktemp("forty") / "output"
+    shutil.copytree(seed, output)
+    args = arguments(TEXT, catalogue, extractor_store(TEXT), output)
+    assert run(TEXT, [*args, "--no-consolidate"])[0] == 0
+    return args, output
+
+
+@pytest.mark.parametrize("consolidation", ["consolidate.py", "after a run"])
+def test_disk_full_while_consolidating_is_one_line_and_keeps_the_previous_tables(tmp_path, forty_unconsolidated,
+                                                                                 consolidation):
+    """Room for the JSON files, not for the tables: HDF5 failed at close and the interpreter crashed (exit 139)."""
+    args, seed = forty_unconsolidated
+    before = _files(seed)
+
+    def command(mounted: Path) -> str:
+        if consolidation == "consolidate.py":
+            return " ".join(f"'{part}'" for part in [TEXT.python, SRC / "consolidate.py", "--output", mounted])
+        return _script_command(_output_on(args, mounted))
+
+    result, copied_back = _on_a_small_tmpfs(tmp_path, seed, 32, command)
+    assert result.returncode == 2, result.stderr
+    _assert_one_line_error(result.stderr, "no room for the consolidated tables of minilm", "previous tables are intact")
+    _assert_same_outputs(before, _files(copied_back))
+    assert temporary_files(copied_back) == []
 
 
 @pytest.mark.parametrize("read_only", ["output", "output/minilm"])

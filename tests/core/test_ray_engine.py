@@ -148,5 +148,6 @@ def test_a_ray_address_that_cannot_be_joined_is_one_line_not_a_ten_minute_wait()
     assert result.returncode == 0, result.stderr
     garbage, client, nobody = result.stdout.splitlines()
     assert garbage == "could not connect to Ray at garbage: Invalid address format: garbage"
-    assert client.startswith("could not connect to Ray at ray://127.0.0.1:1: Ray Client requires pip package `ray[client]`")
+    assert client.startswith("could not connect to Ray at ray://127.0.0.1:1: Ray Client requires pip package "
+                             "`ray[client]`")
     assert nobody.startswith("could not connect to Ray at 127.0.0.1:1: nothing answers at ") and "refused" in nobody

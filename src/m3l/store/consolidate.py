@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.store.format import (SOUND, SUFFIX, TRUSTED, UNREAD, FolderScan, Index, check_marker_dim, chunk_rows,
-                              hdf5_rows, index_path, integer_ids, key_order, table_keys, table_paths, table_writer)
+                              hdf5_rows, index_path, integer_ids, key_order, table_keys, table_paths, table_writer,
+                              tables_bytes)
 from m3l.store.provenance import metadata
 from m3l.store.writer import atomic_output, atomic_write_bytes
 
@@ -91,6 +93,7 @@ def _write_tables(output: Path, info: ModelInfo, keys: np.ndarray | list[str], o
     numeric = isinstance(keys, np.ndarray)
     order = key_order(keys)
     old_count = len(keys) - len(fresh)
+    _require_room(output, info, tables_bytes(keys, info.dim))
     with atomic_output(paths["parquet"]) as parquet, atomic_output(paths["hdf5"]) as hdf5:
         with table_writer(parquet, hdf5, len(keys), info.dim, numeric, recorded) as writer:
             step = chunk_rows(info.dim)
@@ -102,6 +105,21 @@ def _write_tables(output: Path, info: ModelInfo, keys: np.ndarray | list[str], o
                     chunk[old] = _rows(old_vectors, rows[old])
                 chunk[~old] = matrix[fresh[rows[~old] - old_count]]
                 writer.write(keys[rows] if numeric else [keys[k] for k in rows], chunk)
+
+
+def _require_room(output: Path, info: ModelInfo, needed: int) -> None:
+    """Refuse to start tables the disk cannot hold: HDF5 cannot recover from a failed write (its close
+    raises, and the interpreter then crashes at exit, losing the error line)."""
+    status = os.statvfs(output)
+    free = status.f_bavail * status.f_frsize
+    if free < needed:
+        raise UserError(f"no room for the consolidated tables of {info.folder} under {output}: about "
+                        f"{_mib(needed)} needed, {_mib(free)} free; the previous tables are intact "
+                        "(free some space, then run src/consolidate.py)")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _rows(vectors: object, rows: np.ndarray) -> np.ndarray:

@@ -123,6 +123,16 @@ def chunk_rows(dim: int) -> int:
     return max(1, min(1 << 15, CHUNK_BYTES // (4 * max(dim, 1))))
 
 
+def tables_bytes(keys: np.ndarray | list[str], dim: int) -> int:
+    """About what the Parquet and HDF5 tables of these rows take on disk together, never less: the
+    float32 vectors and the ids twice (an HDF5 string costs a 16-byte reference besides its
+    characters), chunk indexes and headers."""
+    rows = len(keys)
+    ids = 8 * rows if isinstance(keys, np.ndarray) else sum(map(len, keys)) + 16 * rows
+    data = 2 * (4 * dim * rows + ids) + 8 * rows  # Parquet's list and string offsets
+    return data + data // 100 + (64 << 10)
+
+
 class TableWriter:
     """The consolidated Parquet and HDF5 files of one model, written chunk by chunk.
 
