@@ -85,6 +85,18 @@ def _png_claiming_size(path: Path, width: int, height: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def _icon_holding(path: Path, png: Path) -> None:
+    """An ICO whose directory lists one 256x256 icon, stored as the PNG at `png` (whatever its size)."""
+    data = png.read_bytes()
+    path.write_bytes(struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(data), 22) + data)
+
+
+def _icns_holding(path: Path, png: Path) -> None:
+    """An ICNS whose one 1024x1024 icon (type ic10) is the PNG at `png` (whatever its size)."""
+    data = png.read_bytes()
+    path.write_bytes(b"icns" + struct.pack(">I", 16 + len(data)) + b"ic10" + struct.pack(">I", 8 + len(data)) + data)
+
+
 def bad_posters(folder: Path) -> dict[str, tuple[Path, str]]:
     truncated = folder / "truncated.jpg"
     photo().save(truncated, quality=90)
@@ -92,9 +104,17 @@ def bad_posters(folder: Path) -> dict[str, tuple[Path, str]]:
     (folder / "empty.png").write_bytes(b"")
     (folder / "text.jpg").write_text("movie_id\tplot\n1\tnot a picture\n")
     _png_claiming_size(folder / "bomb.png", 20_000, 20_000)
+    _icon_holding(folder / "iconbomb.ico", folder / "bomb.png")
+    _png_claiming_size(folder / "big.png", 12_000, 12_000)  # over --max-pixels, under twice PIL's own limit
+    _icns_holding(folder / "icnsbomb.icns", folder / "big.png")
+    (folder / "big.png").unlink()
     return {
         "truncated": (truncated, "truncated or corrupt JPEG file"),
         "empty": (folder / "empty.png", "file is empty (0 bytes)"),
         "text": (folder / "text.jpg", "not an image PIL can read"),
         "bomb": (folder / "bomb.png", "20000x20000 = 400,000,000 pixels, over the decompression-bomb limit"),
+        "iconbomb": (folder / "iconbomb.ico", "20000x20000 = 400,000,000 pixels (an icon in the ICO file), over the "
+                                              "decompression-bomb limit"),
+        "icnsbomb": (folder / "icnsbomb.icns", "144,000,000 pixels (a picture inside the ICNS file), over the "
+                                               "decompression-bomb limit of 89,478,485"),
     }

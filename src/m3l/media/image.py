@@ -11,6 +11,11 @@ PIL is imported inside the functions: this module is read by the CLI in every ve
 from __future__ import annotations
 
 import argparse
+import re
+import struct
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,8 @@ from m3l.catalog import Item
 from m3l.media import DEFAULT_MAX_PIXELS, LoaderOptions, require_regular_file
 
 _EXIF_ORIENTATION = 0x0112
+_ICO_MAGIC = b"\x00\x00\x01\x00"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
 _HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -39,11 +46,62 @@ class Poster:
     warnings: tuple[str, ...] = ()
 
 
+def _check_pixels(width: int, height: int, max_pixels: int, what: str = "") -> None:
+    if width * height > max_pixels:
+        raise ValueError(f"{width}x{height} = {width * height:,} pixels{what}, over the decompression-bomb limit of "
+                         f"{max_pixels:,} (--max-pixels raises it)")
+
+
+def _check_icons(path: Path, max_pixels: int) -> None:
+    """Pillow decodes an ICO's largest icon inside Image.open, at the size its embedded PNG or bitmap
+    declares, not the directory's (at most 256x256): every icon's own size is checked first."""
+    from PIL import BmpImagePlugin, IcoImagePlugin, PngImagePlugin
+
+    with path.open("rb") as file:
+        if file.read(4) != _ICO_MAGIC:
+            return
+        file.seek(0)
+        try:
+            icons = IcoImagePlugin.IcoFile(file).entry
+        except (OSError, SyntaxError, ValueError, struct.error):  # Image.open says what is wrong
+            return
+        for icon in icons:
+            file.seek(icon.offset)
+            png = file.read(len(_PNG_MAGIC)) == _PNG_MAGIC
+            file.seek(icon.offset)
+            try:
+                width, height = (PngImagePlugin.PngImageFile if png else BmpImagePlugin.DibImageFile)(file).size
+            except (OSError, SyntaxError, ValueError, struct.error):
+                continue
+            _check_pixels(width, height if png else height // 2, max_pixels, " (an icon in the ICO file)")
+
+
+@contextmanager
+def _pil_pixel_limit(max_pixels: int, image_format: str) -> Iterator[None]:
+    """PIL's own checks of the pictures a file holds (an ICNS icon, a GIF frame, a TIFF tile), made as
+    they are decoded, refuse what is over `max_pixels` too."""
+    from PIL import Image
+
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels / 2  # PIL refuses over twice its limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # over the limit itself: a warning only
+            yield
+    except Image.DecompressionBombError as error:
+        pixels = re.search(r"\((\d+) pixels\)", str(error))  # PIL's message: "Image size (N pixels) exceeds ..."
+        amount = f"{int(pixels[1]):,}" if pixels else "too many"
+        raise ValueError(f"{amount} pixels (a picture inside the {image_format} file), over the decompression-bomb "
+                         f"limit of {max_pixels:,} (--max-pixels raises it)") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def _open(path: Path, max_pixels: int) -> Any:
     """The image, header read, pixels not yet decoded, checked against the decompression-bomb limit."""
     from PIL import Image
 
     require_regular_file(path, "file")
+    _check_icons(path, max_pixels)
     previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # checked below, with a clearer message
     try:
         image = Image.open(path)
@@ -51,10 +109,11 @@ def _open(path: Path, max_pixels: int) -> Any:
         raise ValueError(f"not an image PIL can read: {path.name}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
-    if image.width * image.height > max_pixels:
+    try:
+        _check_pixels(image.width, image.height, max_pixels)
+    except ValueError:
         image.close()
-        raise ValueError(f"{image.width}x{image.height} = {image.width * image.height:,} pixels, over the "
-                         f"decompression-bomb limit of {max_pixels:,} (--max-pixels raises it)")
+        raise
     return image
 
 
@@ -83,7 +142,7 @@ def read_poster(path: Path, exif_rotate: bool = False, max_pixels: int = DEFAULT
     from PIL import ImageOps
 
     notes = []
-    with _open(path, max_pixels) as image:
+    with _open(path, max_pixels) as image, _pil_pixel_limit(max_pixels, image.format):
         frames = getattr(image, "n_frames", 1)
         if frames > 1:
             notes.append(f"animated image ({frames} frames): the first frame is used")
