@@ -4,7 +4,7 @@
   `Content-Length`, and Range requests (`bytes=a-` and `bytes=a-b`);
 - `faults[path] = [Fault, ...]`: the next requests of `path` answer these, one each, in order,
   before the file itself is served: a status with headers (429 + Retry-After, 500, a redirect),
-  a body cut short (`cut`), or no answer at all (`hang`, until the server stops);
+  a body cut short (`cut`), trickling in (`trickle`), or no answer at all (`hang`, until the server stops);
 - `tmdb[tmdb_id] = {"details": {...}, "videos": [...]}`: `GET /3/movie/<id>` (with the videos
   under `videos` when `append_to_response=videos`) and `GET /3/movie/<id>/videos`; 404 for
   other ids, 401 without the `api_key` parameter or a bearer token equal to `key`;
@@ -45,6 +45,7 @@ class Fault:
     body: bytes = b""
     cut: bool = False  # send Content-Length of the whole file, then half of it, then close (or hang, with `hang`)
     hang: bool = False  # accept, read the request, never answer (until the server stops)
+    trickle: bool = False  # send Content-Length of the whole file, then a byte every 0.1 s
 
 
 class WebServer(LocalServer):
@@ -101,7 +102,7 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
                 web.stopping.wait(60)
                 self.close_connection = True
                 return
-            if fault and not fault.cut:
+            if fault and not (fault.cut or fault.trickle):
                 return self._reply(fault.status, fault.body, fault.headers)
             if (match := _TMDB.match(path)) is not None:
                 return self._tmdb(int(match["id"]), bool(match["videos"]), query)
@@ -109,6 +110,16 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
                 return self._reply(404, b"not found", {"Content-Type": "text/plain"})
             content = web.files[path]
             headers = {"Content-Type": web.types.get(path, "image/jpeg"), "Accept-Ranges": "bytes"}
+            if fault and fault.trickle:
+                self._send(200, {**headers, "Content-Length": str(len(content))})
+                self.close_connection = True
+                with suppress(OSError):  # until the client hangs up
+                    for byte in range(len(content)):
+                        self.wfile.write(content[byte:byte + 1])
+                        self.wfile.flush()
+                        if web.stopping.wait(0.1):
+                            return
+                return
             if fault:  # cut
                 self._send(200, {**headers, "Content-Length": str(len(content))})
                 self.wfile.write(content[: len(content) // 2])

@@ -20,7 +20,8 @@ from tests.outputs import read_vectors
 from tests.testlib import DATA, REPO, SRC
 from tests.web import Fault, WebServer
 
-FAST = {"M3L_DOWNLOAD_BACKOFF": "0.01", "M3L_DOWNLOAD_MAX_WAIT": "5"}
+FAST = {"M3L_DOWNLOAD_BACKOFF": "0.01", "M3L_DOWNLOAD_MAX_WAIT": "5", "M3L_DOWNLOAD_MIN_RATE": "1000",
+        "M3L_DOWNLOAD_RATE_WINDOW": "1"}
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +88,8 @@ def test_every_failure_is_one_log_line_and_no_file(tmp_path, capsys):
             "limited": (lambda p: web.faults.update({p: [Fault(429, {"Retry-After": "1"})]}), None),
             "silent": (lambda p: web.faults.update({p: [Fault(hang=True)] * 2}), "no answer within 0.5 s (2 attempts)"),
             "cut": (lambda p: web.faults.update({p: [Fault(cut=True)] * 2}), "connection broken after"),
+            "trickle": (lambda p: web.faults.update({p: [Fault(trickle=True)] * 2}),
+                        "below M3L_DOWNLOAD_MIN_RATE=1000 bytes/s over M3L_DOWNLOAD_RATE_WINDOW=1 s (2 attempts)"),
             "truncated": (lambda p: web.files.update({p: bad["truncated"]}), "truncated or corrupt JPEG"),
             "html": (lambda p: web.files.update({p: b"<!DOCTYPE html><html>Sorry</html>"}),
                      "not a JPEG, PNG, WebP or GIF image: starts with <!DOCTYPE html>"),
@@ -123,7 +126,7 @@ def test_every_failure_is_one_log_line_and_no_file(tmp_path, capsys):
     assert logged["flaky"].startswith("skipped duplicate id")
     assert "invalid id" in logged["../up"] and "invalid id" in logged["a\\x20b"]
     assert logged["ftp"] == "skipped not an http(s) URL: ftp://h/x.jpg"
-    assert "2 done, 0 already done, 10 failed, 4 skipped" in capsys.readouterr().out
+    assert "2 done, 0 already done, 11 failed, 4 skipped" in capsys.readouterr().out
 
 
 def test_a_download_killed_midway_leaves_no_partial_poster_and_the_rerun_fetches_only_it(tmp_path):

@@ -5,7 +5,8 @@
   and jitter on timeouts, dropped connections and 5xx answers, the server's Retry-After on 429
   and 503 (a wait over `max_wait` fails the link instead: run again later);
 - a size cap checked against Content-Length first and while reading, so a body over it
-  is never downloaded whole;
+  is never downloaded whole; a body trickling in slower than the model store's minimum rate
+  (M3L_DOWNLOAD_MIN_RATE over M3L_DOWNLOAD_RATE_WINDOW) is dropped and retried;
 - proxies from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as requests reads them.
 
 Bounds for tests and slow networks: M3L_DOWNLOAD_BACKOFF (first backoff, seconds) and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -24,9 +26,11 @@ from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from m3l.catalog import printable
+from m3l.model_store import minimum_rate
 
 SCHEMES = ("http", "https")
 CHUNK = 1 << 16
@@ -156,15 +160,22 @@ class Fetcher:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise FetchError(f"body of {int(declared):,} bytes is over the size cap of {cap:,} (--max-bytes)")
-        size = 0
+        rate, window = minimum_rate()
+        size, started, received = 0, time.monotonic(), 0
         try:
-            for chunk in response.iter_content(CHUNK):
+            while chunk := response.raw.read1(CHUNK, decode_content=True):  # what arrived: a trickle is seen
                 size += len(chunk)
+                received += len(chunk)
                 if size > cap:
                     raise FetchError(f"body over the size cap of {cap:,} bytes (--max-bytes): stopped there")
                 if self.stopping.is_set():
                     raise FetchError("run stopped")
                 sink.write(chunk)
-        except requests.RequestException as error:
+                if (elapsed := time.monotonic() - started) >= window:
+                    if received < rate * elapsed:
+                        raise _Retry(f"stalled: {received:,} bytes in {elapsed:.0f} s, below M3L_DOWNLOAD_MIN_RATE="
+                                     f"{rate} bytes/s over M3L_DOWNLOAD_RATE_WINDOW={window} s")
+                    started, received = time.monotonic(), 0
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             raise _Retry(f"connection broken after {size:,} bytes: {_why(error)}") from None
         return size
