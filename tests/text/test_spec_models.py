@@ -234,6 +234,7 @@ def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, mon
     """A downloaded features folder whose marker names `pwn:X`, a `pwn.py` on the path: every reader
     lists, reads, audits and consolidates the folder from its marker alone and never runs the module."""
     from consolidate import main as consolidate_main
+    from m3l.readers.compare import compare, parse_tolerances
     from report import main as report_main
     from verify import main as verify_main
 
@@ -260,6 +261,8 @@ def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, mon
     assert "2.json" in out and "verify: OK" not in out
     assert consolidate_main(["--output", str(output)]) == 0
     assert report_main(["--output", str(output)]) == 0
+    [same] = compare(output, output, ["pwn:X"], parse_tolerances(["pwn:X=0"]))
+    assert same.max_abs == 0
     assert not ran.exists() and "pwn" not in sys.modules
 
     # a marker written before the modality was recorded: the consolidated tables' name gives it

@@ -149,7 +149,7 @@ def pairs(a: Path, b: Path, models: list[str] | None = None) -> list[tuple[Side,
     found_a, found_b = sides(a), sides(b)
     if len(found_a) == 1 and len(found_b) == 1 and models is None:
         return [(next(iter(found_a.values())), next(iter(found_b.values())))]
-    names = [info.name for info in resolve(models)] if models else [name for name in found_a if name in found_b]
+    names = list(map(model_name, models)) if models else [name for name in found_a if name in found_b]
     missing = [f"{name} (not under {path})" for name in names for path, found in ((a, found_a), (b, found_b))
                if name not in found]
     if missing:
@@ -170,8 +170,13 @@ def parse_tolerances(texts: list[str]) -> dict[str, float]:
             number = -1.0
         if not equals or not name or not number >= 0:
             raise UserError(f"--tolerance {text!r}: expected MODEL=X with X a non-negative number, e.g. whisper=1e-2")
-        tolerances[resolve([name])[0].name if not spec.is_spec(name) else name] = number
+        tolerances[model_name(name)] = number
     return tolerances
+
+
+def model_name(name: str) -> str:
+    """The name found_models gives the model `name` names; a `module.path:ClassName` is never imported."""
+    return name if spec.is_class(name) else resolve([name])[0].name
 
 
 def compare(a: Path, b: Path, models: list[str] | None = None,
