@@ -95,6 +95,43 @@ def test_consolidated_tables_out_of_date_or_damaged(verify, sound):
     assert verify("--output", output, "--models", "minilm")[0] == 0
 
 
+def _lying_tables(output) -> None:
+    """Tables of a few KB declaring 10^10 rows of 384 values: 14 TiB to allocate, days to walk through.
+    (A Parquet footer is the Thrift-encoded FileMetaData, its length and `PAR1`.)"""
+    import h5py
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with h5py.File(output / "text_embeddings_minilm.h5", "w") as handle:
+        handle.create_dataset("movie_ids", shape=(10**10,), dtype="int64", chunks=(1024,))
+        handle.create_dataset("embeddings", shape=(10**10, 384), dtype="float32", chunks=(16, 384))
+    parquet = output / "text_embeddings_minilm.parquet"
+    pq.write_table(pa.table({"movie_id": pa.array([], pa.int64()),
+                             "embedding": pa.array([], pa.list_(pa.float32()))}), parquet)
+    data = parquet.read_bytes()
+    start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    footer = data[start:-8]
+    at = footer.index(b"\x16\x00") + 1  # FileMetaData's num_rows (field 3, i64, after the schema list): 0
+    # 10^10 as a Thrift compact i64: zigzag-encoded (doubled), 7 bits a byte, low bits first
+    varint = bytes((2 * 10**10 >> 7 * k & 0x7F) | (0x80 if k < 4 else 0) for k in range(5))
+    footer = footer[:at] + varint + footer[at + 1:]
+    parquet.write_bytes(data[:start] + footer + len(footer).to_bytes(4, "little") + b"PAR1")
+
+
+def test_a_table_declaring_more_rows_than_its_file_holds_is_damaged_not_read(sound, tmp_path):
+    from m3l.readers.features import load_features
+
+    output, _ = sound
+    shutil.rmtree(output / "minilm")
+    _lying_tables(output)
+    for source in ("hdf5", "parquet"):
+        with pytest.raises(ValueError, match="declares 10000000000 rows of 384 float32 values, more than its"):
+            load_features(output, "minilm", source=source)
+    result = run_script("verify.py", "--output", output, "--models", "minilm", timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "text_embeddings_minilm.h5 cannot be read: 1: text_embeddings_minilm.h5 declares 10000000000" in result.stdout
+
+
 def test_missing_ids_and_uncovered_catalogues_fail(verify, sound, tmp_path):
     output, _ = sound
     bigger = plots(tmp_path / "more.tsv", [*IDS, "11", "12"])

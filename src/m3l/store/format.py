@@ -552,16 +552,36 @@ def table_metadata(source: str, path: Path) -> dict[str, str]:
         return {key: str(value) for key, value in handle.attrs.items()}
 
 
-def table_rows(source: str, path: Path) -> int:
+def _held(path: Path, rows: int, dim: int) -> int:
+    """A table's declared row count, checked against what its file can hold: each row takes its dim float32
+    values and at least a byte of id (the tables are not compressed). A few bytes can declare billions of
+    rows, which a reader would allocate or walk through."""
+    size = path.stat().st_size
+    if rows * (4 * dim + 1) > size:
+        raise ValueError(f"{path.name} declares {rows} rows of {dim} float32 values, more than its {size} bytes "
+                         "can hold (damaged or crafted)")
+    return rows
+
+
+def _hdf5_datasets(handle: object, path: Path, dim: int) -> tuple[object, object]:
+    """The `movie_ids` and `embeddings` datasets of an open HDF5 table, their shapes checked."""
+    stored, embeddings = handle["movie_ids"], handle["embeddings"]
+    rows = _held(path, len(stored), dim)
+    if embeddings.shape != (rows, dim):
+        raise ValueError(f"{path.name}: embeddings of shape {embeddings.shape}, expected ({rows}, {dim})")
+    return stored, embeddings
+
+
+def table_rows(source: str, path: Path, dim: int) -> int:
     """The number of rows of a consolidated table, read from its metadata."""
     if source == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        return _held(path, pq.ParquetFile(path).metadata.num_rows, dim)
     import h5py
 
     with h5py.File(path, "r") as handle:
-        return len(handle["movie_ids"])
+        return len(_hdf5_datasets(handle, path, dim)[0])
 
 
 def iter_table(source: str, path: Path, dim: int,
@@ -580,7 +600,7 @@ def iter_table(source: str, path: Path, dim: int,
     import h5py
 
     with h5py.File(path, "r") as handle:
-        stored, embeddings = handle["movie_ids"], handle["embeddings"]
+        stored, embeddings = _hdf5_datasets(handle, path, dim)
         text = h5py.check_string_dtype(stored.dtype)
         step = chunk_rows(dim)
         for start in range(0, len(stored), step):
@@ -603,7 +623,7 @@ def hdf5_rows(path: Path) -> Iterator[tuple[np.ndarray | list[str], object]]:
 
 def read_table(source: str, path: Path, dim: int, vectors: bool = True) -> tuple[list[str], np.ndarray | None]:
     """The ids (as strings) and, when asked, the N x dim float32 matrix of a consolidated table."""
-    count = table_rows(source, path)
+    count = table_rows(source, path, dim)
     ids: list[str] = []
     matrix = np.empty((count, dim), dtype=np.float32) if vectors else None
     for chunk_ids, chunk in iter_table(source, path, dim, vectors):
