@@ -277,6 +277,22 @@ def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, mon
     assert not ran.exists() and "pwn" not in sys.modules
 
 
+CHANGED_AT_LOAD = """import numpy as np
+
+from m3l.models.base import Encoder
+
+
+class LetterCounts(Encoder):
+    modality = "text"
+
+    def load(self):
+        self.info = self.info.with_dim(5)
+
+    def embed(self, plots):
+        return np.ones((len(plots), 5), dtype=np.float32)
+"""
+
+
 def test_a_dim_that_disagrees_with_the_folder_is_one_error_before_any_work(plots_tsv, tmp_path,
                                                                              monkeypatch, capsys):
     from consolidate import main as consolidate_main
@@ -308,6 +324,12 @@ def test_a_dim_that_disagrees_with_the_folder_is_one_error_before_any_work(plots
     marker.write_text('{"spec": "letters:LetterCounts", "dim": 26, "modality": "text"}')
     importable(tmp_path / "code", monkeypatch, "letters", declared.replace("dim = 26", "dim = 5"))  # the class changed
     one_error(_extract(store, output, plots_tsv, "letters:LetterCounts"), "declares dim 5", "says 26")
+
+    importable(tmp_path / "code", monkeypatch, "letters", CHANGED_AT_LOAD)  # a dim read at load that changed
+    more = tmp_path / "more.tsv"
+    more.write_text(plots_tsv.read_text() + "5\tone plot more\n")
+    one_error(_extract(store, output, more, "letters:LetterCounts"), "gives 5-d vectors", "says 26")
+    assert not (output / "letters--LetterCounts" / "5.json").exists()
 
     importable(tmp_path / "code", monkeypatch, "nodim", undeclared)  # nor sets one at load
     one_error(_extract(store, tmp_path / "other", plots_tsv, "nodim:LetterCounts"), "no dimension")

@@ -202,6 +202,10 @@ class FeatureStore:
         vector = np.asarray(vector, dtype=np.float32)
         if not self.info.dim and isinstance(self.info, SpecInfo) and vector.ndim == 1:
             self._record(self.info.with_dim(len(vector)))  # the first vector of a first run: the loaded model's
+        if vector.shape != (self.info.dim,) and isinstance(self.info, SpecInfo) and vector.ndim == 1:
+            raise UserError(f"{self.info.name} gives {len(vector)}-d vectors, but the {MARKER} marker of "
+                            f"{self.folder} says {self.info.dim}: a model whose dimension changed writes "
+                            "elsewhere (--output DIR)")  # the model's, not one item's: every vector would fail
         if vector.shape != (self.info.dim,):
             raise ValueError(f"vector of shape {vector.shape}, expected ({self.info.dim},)")
         if not np.isfinite(vector).all():
