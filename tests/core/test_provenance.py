@@ -211,7 +211,8 @@ def one_error(capsys, *words: str) -> str:
 
 
 @pytest.mark.parametrize("line", [b'"record"', b"5", b'{"record": 5}', b'{"id": "7"}', b"garbage", b"\xff",
-                                  b'{"record": {"libraries": {"torch": 5}}}', b'{"adopted": "x", "ids": 5}'])
+                                  b'{"record": {"libraries": {"torch": 5}}}', b'{"adopted": "x", "ids": 5}',
+                                  b'{"adopted": "x", "ids": [], "id": "7"}'])
 def test_a_damaged_or_crafted_provenance_line_is_one_error_everywhere(tmp_path, letters, capsys, line):
     from consolidate import main as consolidate
     from verify import main as verify

@@ -90,17 +90,16 @@ def _parsed(text: bytes) -> dict | None:
         line = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(line, dict):
-        return None
-    if "record" in line:
-        entry = line["record"]
-        libraries = entry.get("libraries", {}) if isinstance(entry, dict) else None
+    keys = set(line) if isinstance(line, dict) else set()
+    if keys == {"record"}:
+        libraries = line["record"].get("libraries", {}) if isinstance(line["record"], dict) else None
         well_formed = isinstance(libraries, dict) and all(isinstance(v, (str, type(None))) for v in libraries.values())
-    elif "adopted" in line:
-        ids = line.get("ids")
-        well_formed = isinstance(line["adopted"], str) and isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+    elif keys == {"adopted", "ids"}:
+        well_formed = isinstance(line["adopted"], str) and isinstance(line["ids"], list) and all(
+            isinstance(movie_id, str) for movie_id in line["ids"])
     else:
-        well_formed = isinstance(line.get("id"), str) and isinstance(line.get("provenance"), str)
+        well_formed = keys == {"id", "provenance"} and isinstance(line["id"], str) and isinstance(
+            line["provenance"], str)
     return line if well_formed else None
 
 
