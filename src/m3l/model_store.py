@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
 
+from m3l.catalog import REGULAR, path_kind
 from m3l.errors import UserError
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.\w+$")
@@ -278,7 +279,10 @@ class ModelStore:
                     f"flag set); fill the store on a machine with internet ({fill_command}) and copy it here"
                 )
             self.download(entry, fill_command)
-        return [self.path(entry) for entry in entries]
+        paths = [self.path(entry) for entry in entries]
+        for path in paths:
+            _require_regular_files(path)
+        return paths
 
     def download(self, entry: StoreEntry, fill_command: str = "python src/download_models.py") -> Path:
         """Fetch one entry into `.<name>.partial` beside its place, record its manifest, rename it into place."""
@@ -365,6 +369,16 @@ class ModelStore:
             raise UserError(f"{url} does not match the hash in its name ({match.group(1)}): corrupt or "
                             f"wrong file, not kept")
         return {"source": entry.url, "revision": None, "commit": None, "fetched_from": url}
+
+
+def _require_regular_files(path: Path) -> None:
+    """Every file of an entry (links followed: a store may be assembled from links) is a regular file:
+    torch and the model libraries open them by path, and would wait forever on a FIFO."""
+    for file in (p for p in path.rglob("*") if not p.is_dir()) if path.is_dir() else [path]:
+        kind = path_kind(file)
+        if kind != REGULAR:
+            raise UserError(f"model store file {file} is {kind}, not a regular file; put the model's file there "
+                            "(python src/download_models.py --check lists what differs from the manifest)")
 
 
 def _commit(api: object, entry: StoreEntry) -> str:

@@ -325,6 +325,22 @@ def test_present_entries_are_used_without_any_network(tmp_path, monkeypatch):
     assert ModelStore(tmp_path).require((entry,), "fill it") == [tmp_path / "openai" / "whisper-base"]
 
 
+def test_a_fifo_in_place_of_a_model_file_is_one_error_not_a_wait(tmp_path):
+    """torch.load waited forever on a FIFO planted at torchvggish/vggish-10086976.pth."""
+    single, folder = StoreEntry("torchvggish/vggish-10086976.pth", url="https://x/v.pth"), StoreEntry("org/model")
+    (tmp_path / "torchvggish").mkdir()
+    os.mkfifo(tmp_path / single.path)
+    (tmp_path / folder.path).mkdir(parents=True)
+    (tmp_path / folder.path / "config.json").write_text("{}")
+    os.mkfifo(tmp_path / folder.path / "model.safetensors")
+    for entry, planted in ((single, single.path), (folder, f"{folder.path}/model.safetensors")):
+        with pytest.raises(UserError, match=f"model store file {tmp_path / planted} is a FIFO"):
+            ModelStore(tmp_path).require((entry,), "fill it")
+    (tmp_path / folder.path / "model.safetensors").unlink()
+    (tmp_path / folder.path / "model.safetensors").symlink_to(tmp_path / folder.path / "config.json")
+    assert ModelStore(tmp_path).require((folder,), "fill it") == [tmp_path / folder.path]  # links are followed
+
+
 def test_an_entry_copied_in_by_hand_is_hashed_without_writing_to_the_store(tmp_path):
     entry = StoreEntry("openai/whisper-base", repo_id="openai/whisper-base")
     folder = tmp_path / entry.path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -130,6 +131,25 @@ def test_a_table_declaring_more_rows_than_its_file_holds_is_damaged_not_read(sou
     result = run_script("verify.py", "--output", output, "--models", "minilm", timeout=120)
     assert result.returncode == 1, result.stderr
     assert "text_embeddings_minilm.h5 cannot be read: 1: text_embeddings_minilm.h5 declares 10000000000" in result.stdout
+
+
+def test_fifos_planted_at_the_index_and_the_lock_never_block_a_reader(sound):
+    """np.load waited on a FIFO at the index (consolidate.py, every run), verify.py on one at the lock."""
+    output, _ = sound
+    write_features(output, "minilm", random_vectors("minilm", ["11"], seed=3), consolidated=False)
+    index = output / "text_embeddings_minilm.index.npz"
+    index.unlink()
+    os.mkfifo(index)
+    result = run_script("consolidate.py", "--output", output, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert index.is_file()  # written anew, after every file was read again
+    lock = output / ".minilm.lock"
+    lock.unlink(missing_ok=True)
+    os.mkfifo(lock)
+    result = run_script("verify.py", "--output", output, "--models", "minilm", timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "lock files that are not regular files (never opened; a run refuses them: remove them): 1: .minilm.lock" \
+        in result.stdout
 
 
 def test_missing_ids_and_uncovered_catalogues_fail(verify, sound, tmp_path):

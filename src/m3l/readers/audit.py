@@ -10,6 +10,7 @@ JSON files. Any of those is a problem; `verify.py` exits non-zero when it finds 
 from __future__ import annotations
 
 import fcntl
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.readers.features import NO_LOG_ENTRY, found_models, missing_reasons, provenance, read_log
+from m3l.store.files import open_for_reading
 from m3l.store.format import BAD_NAME, SUFFIX, FolderScan, canonical_id, chunk_rows, iter_table, table_paths
 from m3l.store.locks import temporaries
 from m3l.store.provenance import describe
@@ -65,17 +67,20 @@ def _shown(names: list[str]) -> str:
     return ", ".join(sorted(names, key=lambda name: (len(name), name))[:SHOWN]) + more
 
 
-def _run_in_progress(output: Path, info: ModelInfo) -> bool:
-    try:
-        handle = open(output / f".{info.folder}.lock", encoding="utf-8")
-    except FileNotFoundError:
-        return False
-    with handle:
+def _audit_lock(audit: ModelAudit, output: Path) -> None:
+    """Whether a run holds the model's lock now (a note); a lock name that is no regular file is a problem."""
+    path = output / f".{audit.info.folder}.lock"
+    fd = open_for_reading(path)
+    if fd is None:
+        if os.path.lexists(path):
+            audit.flag("lock files that are not regular files (never opened; a run refuses them: remove them)",
+                       [path.name])
+        return
+    with os.fdopen(fd) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
-        return False
+            audit.notes.append("a run is writing this model right now: the numbers may change")
 
 
 @dataclass
@@ -184,8 +189,7 @@ def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -
                [path.name for path in temporaries(output, info)])
     _audit_consolidated(audit, output, json)
     _audit_provenance(audit, output, json is not None)
-    if _run_in_progress(output, info):
-        audit.notes.append("a run is writing this model right now: the numbers may change")
+    _audit_lock(audit, output)
     if catalogue_ids is not None and json is not None:
         expected = {canonical_id(i) for i in catalogue_ids}
         audit.expected = len(expected)

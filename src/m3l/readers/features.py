@@ -145,7 +145,7 @@ def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "
 def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
     """The entries of the model's log; lines of another shape are ignored."""
     path = log_path(output_dir, lookup(model, output=output_dir))
-    return list(read_log_file(path)) if path.is_file() else []
+    return list(read_log_file(path))
 
 
 def missing_reasons(entries: list[LogEntry], missing: Iterable[str]) -> dict[str, list[str]]:

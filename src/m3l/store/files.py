@@ -37,6 +37,20 @@ def open_regular(path: Path, flags: int) -> int:
     return fd
 
 
+def open_for_reading(path: Path) -> int | None:
+    """A read-only descriptor of the regular file `path`; None when there is none. As in `open_regular`,
+    a symbolic link is not followed and a FIFO not waited on: no planted name makes a reader hang or
+    read elsewhere."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
 def real_folder(path: Path) -> Path:
     """`path` as a folder of its own, created if need be: a symbolic link there is refused, not followed."""
     try:

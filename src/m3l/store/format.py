@@ -39,6 +39,7 @@ from m3l.catalog import id_problem, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.models.spec import MARKER, SpecInfo
+from m3l.store.files import open_for_reading
 
 TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
 
@@ -460,9 +461,12 @@ class Index:
 
     @classmethod
     def load(cls, path: Path) -> Index | None:
-        """The index, or None when it is missing or unreadable in any way."""
+        """The index, or None when it is missing, no regular file or unreadable in any way."""
+        fd = open_for_reading(path)
+        if fd is None:
+            return None
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with os.fdopen(fd, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                 if int(data["format"]) != INDEX_FORMAT:
                     return None
                 ids = data["ids"].tobytes().decode().split("\n") if data["ids"].size else []
@@ -522,7 +526,13 @@ def parse_log_line(line: str) -> LogEntry | None:
 
 
 def read_log_file(path: Path) -> Iterator[LogEntry]:
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    """The entries of a log; none when it is no regular file."""
+    fd = open_for_reading(path)
+    if fd is None:
+        return
+    with open(fd, encoding="utf-8", errors="replace") as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
         entry = parse_log_line(line)
         if entry is not None:
             yield entry
