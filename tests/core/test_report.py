@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from m3l.readers.report import VectorStats, pca_2d, write_report
+from m3l.store.format import FolderScan
 from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import DATA, run_script
 
@@ -145,6 +146,16 @@ def test_models_without_vectors_or_with_one(tmp_path):
     assert "0/1 (0.0%)" in mpnet and "no vectors" in mpnet and "<td class=num colspan=3>–</td>" in mpnet
     assert "<span class=ok>ok</span>" in summary_row(page, "slowfast")
     assert "<td>empty or missing plot</td><td class=num>1</td><td class=ids>9</td>" in page
+
+
+@pytest.mark.parametrize("link", ["dangling", "looping"])
+def test_a_broken_json_link_is_left_out_not_an_error(tmp_path, link):
+    write_features(tmp_path, "minilm", random_vectors("minilm", ["1", "2", "3"]), consolidated=link == "looping")
+    (tmp_path / "minilm" / "9.json").symlink_to(tmp_path / "minilm" / ("9.json" if link == "looping" else "gone"))
+    assert "3/3 (100.0%)" in summary_row(write_report(tmp_path).read_text(), "minilm")
+    kind = "a symbolic link loop" if link == "looping" else "a dangling symbolic link"
+    assert FolderScan(tmp_path / "minilm", 384).problems == {"9.json": f"entries that are not regular files ({kind}, "
+                                                                       "never opened)"}
 
 
 def test_zero_vectors_are_healthy_where_the_recipe_makes_them(tmp_path):

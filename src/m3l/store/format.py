@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from m3l.catalog import id_problem, printable
+from m3l.catalog import id_problem, path_kind, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.models.spec import MARKER, SpecInfo
@@ -263,7 +263,9 @@ def not_a_file(path: Path, mode: int) -> str:
     if stat.S_ISDIR(mode):
         return DIRECTORY
     if stat.S_ISLNK(mode):
-        return _not_a_file("a symbolic link" if path.exists() else "a dangling symbolic link")
+        kind = path_kind(path)  # links followed: to nothing, a loop, or what it points to
+        return _not_a_file("a dangling symbolic link" if kind == "a symbolic link to nothing" else
+                           kind if kind == "a symbolic link loop" else "a symbolic link")
     if stat.S_ISFIFO(mode):
         return _not_a_file("a FIFO")
     return _not_a_file("a socket" if stat.S_ISSOCK(mode) else "a device or other special file")
