@@ -93,7 +93,7 @@ def timeout() -> int:
 
 
 def minimum_rate() -> tuple[int, int]:
-    """Bytes a URL download must receive in every window of seconds: M3L_DOWNLOAD_MIN_RATE (bytes per
+    """Bytes a download must receive in every window of seconds: M3L_DOWNLOAD_MIN_RATE (bytes per
     second, default 1024) over M3L_DOWNLOAD_RATE_WINDOW (default 60). A server that trickles a byte
     now and then never lets a wait time out; a deadline on the whole file would fail honest slow ones."""
     return (_whole_number("M3L_DOWNLOAD_MIN_RATE", 1024, "bytes per second"),
@@ -101,11 +101,29 @@ def minimum_rate() -> tuple[int, int]:
 
 
 def _hub_client() -> object:
-    """huggingface_hub's HTTP client, every request of which waits at most `timeout()` seconds."""
+    """huggingface_hub's HTTP client, every request of which waits at most `timeout()` seconds for the
+    server and receives its answer at `minimum_rate()` at least."""
+    import httpx2
     from huggingface_hub.utils._http import default_client_factory
+
+    class RateBounded(httpx2.SyncByteStream):
+        def __init__(self, stream: httpx2.SyncByteStream, rate: MinimumRate) -> None:
+            self.stream, self.rate = stream, rate
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self.stream:
+                self.rate.count(len(chunk))
+                yield chunk
+
+        def close(self) -> None:
+            self.stream.close()
+
+    def bound_rate(response: httpx2.Response) -> None:
+        response.stream = RateBounded(response.stream, MinimumRate(str(response.url)))
 
     client = default_client_factory()
     client.event_hooks["request"].append(_bounded_wait)
+    client.event_hooks["response"].append(bound_rate)
     return client
 
 
@@ -430,20 +448,32 @@ def _fetch_range(url: str, partial: Path) -> bool:
 
 
 def _copy_at_minimum_rate(response: http.client.HTTPResponse, handle: BinaryIO, url: str) -> None:
-    """Copy the body as it arrives; a transfer slower than `minimum_rate` over a window is a UserError
-    (what arrived stays in the partial file, for the next attempt to resume)."""
-    rate, window = minimum_rate()
-    started, received = time.monotonic(), 0
+    """Copy the body as it arrives (what arrived stays in the partial file, for the next attempt to resume)."""
+    rate = MinimumRate(url)
     while chunk := response.read1(1 << 20):
         handle.write(chunk)
-        received += len(chunk)
-        elapsed = time.monotonic() - started
-        if elapsed >= window:
-            if received < rate * elapsed:
-                raise UserError(f"downloading {url} stalled: {received} bytes in {elapsed:.0f} s, below "
-                                f"M3L_DOWNLOAD_MIN_RATE={rate} bytes/s over M3L_DOWNLOAD_RATE_WINDOW={window} s; "
-                                "retry (what arrived is kept), or fill the store elsewhere and copy it here")
-            started, received = time.monotonic(), 0
+        rate.count(len(chunk))
+
+
+class MinimumRate:
+    """A transfer that receives less than `minimum_rate()` over a window is a UserError."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.rate, self.window = minimum_rate()
+        self.started, self.received = time.monotonic(), 0
+
+    def count(self, size: int) -> None:
+        """`size` more bytes arrived."""
+        self.received += size
+        elapsed = time.monotonic() - self.started
+        if elapsed < self.window:
+            return
+        if self.received < self.rate * elapsed:
+            raise UserError(f"downloading {self.url} stalled: {self.received} bytes in {elapsed:.0f} s, below "
+                            f"M3L_DOWNLOAD_MIN_RATE={self.rate} bytes/s over M3L_DOWNLOAD_RATE_WINDOW={self.window} s; "
+                            "retry (what arrived is kept), or fill the store elsewhere and copy it here")
+        self.started, self.received = time.monotonic(), 0
 
 
 def _write_json(path: Path, data: dict) -> None:

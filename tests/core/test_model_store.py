@@ -266,6 +266,17 @@ def test_a_server_that_trickles_bytes_fails_by_the_minimum_rate(hub, tmp_path, m
     assert not ModelStore(tmp_path).path(entry).exists()
 
 
+def test_a_hub_that_trickles_bytes_fails_by_the_minimum_rate(hub, tmp_path):
+    hub.trickle = 0.25
+    env = online_env(tmp_path, hub, M3L_DOWNLOAD_MIN_RATE="100", M3L_DOWNLOAD_RATE_WINDOW="1")
+    result = download(tmp_path / "models", env)
+    result.stderr = "".join(line for line in result.stderr.splitlines(keepends=True)
+                            if not line.startswith("Fetching"))  # huggingface_hub's progress bar
+    line = assert_one_error_line(result)
+    assert "stalled: " in line and "below M3L_DOWNLOAD_MIN_RATE=100 bytes/s" in line
+    assert not (tmp_path / "models" / CLIP).exists()
+
+
 @pytest.mark.parametrize("variable", ["HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT", "M3L_DOWNLOAD_MIN_RATE"])
 def test_a_setting_that_is_no_whole_number_is_blamed_before_any_model_loads(minilm_store, tmp_path, monkeypatch,
                                                                              capsys, variable):
