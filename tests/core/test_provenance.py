@@ -16,7 +16,7 @@ from m3l import models
 from m3l.cli import main as extract
 from m3l.errors import UserError
 from m3l.readers.features import provenance
-from m3l.model_store import ModelStore
+from m3l.model_store import ModelStore, file_table
 from m3l.store.provenance import METADATA_KEY, ProvenanceLog, record
 from tests.spec_models import docs_encoder, importable
 from tests.stores import add_minilm
@@ -255,3 +255,17 @@ def test_an_append_that_fails_leaves_whole_lines_and_stops_with_one_error(tmp_pa
 
     assert letters(["1", "2", "3", "4", "5", "6"], "--allow-mixed") == 0
     assert provenance(tmp_path / "out", "letters:LetterCounts")["others"][0]["ids"] == ["4", "5", "6"]
+
+
+def test_weights_swapped_after_the_manifest_was_written_are_refused(tmp_path, stores, capsys):
+    original, changed = stores
+    store = tmp_path / "models"
+    shutil.copytree(original, store)
+    entry = MINILM.files[0]
+    ModelStore(store).manifest_path(entry).write_text(json.dumps({"files": file_table(store / entry.path)}))
+    assert run(tmp_path, store, ["1", "2"]) == 0
+    shutil.copyfile(changed / entry.path / "model.safetensors", store / entry.path / "model.safetensors")
+    capsys.readouterr()
+    assert run(tmp_path, store, ["1", "2", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "differs from its manifest" in err and "error: " in err and "weights" in err.split("error: ")[1]
