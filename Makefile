@@ -14,7 +14,7 @@ FETCH_UV   := $(if $(SYSTEM_UV),,$(VENVS)/tools/bin/uv)
 install     = if [ -x "$(UV)" ]; then "$(UV)" pip install --quiet --compile-bytecode --python $(VENVS)/$(1)/bin/python $(2); \
               else $(VENVS)/$(1)/bin/pip install --quiet $(2); fi
 
-.PHONY: setup demo test $(addprefix setup-,$(MODALITIES)) $(addprefix demo-,$(MODALITIES)) \
+.PHONY: setup demo features test $(addprefix setup-,$(MODALITIES)) $(addprefix demo-,$(MODALITIES)) \
         $(addprefix test-,$(MODALITIES)) test-setup setup-download upgrade-yt-dlp test-download
 
 setup: $(addprefix setup-,$(MODALITIES))
@@ -52,9 +52,18 @@ $(VENVS)/%/.test-installed: tests/requirements.txt tests/media_requirements.txt 
 	$(if $(filter text,$*),$(call install,$*,--no-deps -r tests/text_requirements.txt))
 	touch $@
 
-# The main job: every extractor on the bundled sample catalogue, then consolidation.
-demo: $(addprefix demo-,$(MODALITIES))
+# The main job: every extractor on the bundled sample catalogue (configs/sample.toml), then verify and report.
+demo: setup
+	$(VENVS)/text/bin/python src/extract_all.py --config configs/sample.toml \
+	  --set 'output="$(OUTPUT)"' --set 'models-dir="$(MODELS_DIR)"'
 	@echo "Features written to $(OUTPUT)/"
+
+# A whole catalogue from a config file: make features CONFIG=configs/m3l.toml [PARALLEL=1]
+CONFIG ?= configs/m3l.toml
+features: setup
+	$(VENVS)/text/bin/python src/extract_all.py --config $(CONFIG) $(if $(PARALLEL),--parallel)
+
+# One modality's script alone, the original's way.
 
 demo-text: setup-text
 	$(VENVS)/text/bin/python src/extract_text.py --models-dir $(MODELS_DIR) --output $(OUTPUT)

@@ -5,8 +5,9 @@ A config is TOML. Keys at the top are shared defaults; a table per modality (`[t
 of the extract scripts without its dashes (`batch-size = 8`, `plots = "data/plots.tsv"`),
 so the config and the command line are one contract (m3l.cli.build_parser); `models` may
 also be a list. Relative paths are resolved against the config file's folder.
-Precedence: the command line, then `--set modality.option=value`, then the modality's
-table, then the shared defaults, then the scripts' own defaults.
+Precedence: the command line, then `--set modality.option=value` (relative paths against the
+working directory), then the modality's table, then the shared defaults, then the scripts'
+own defaults.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +60,14 @@ def _apply_override(config: dict[str, Any], override: str) -> None:
         table = table.setdefault(name, {})
         if not isinstance(table, dict):
             raise UserError(f"--set {override}: {name} is an option, not a section")
-    table[option] = value
+    table[option] = Given(value)
+
+
+@dataclass(frozen=True)
+class Given:
+    """A value from `--set`: a relative path in it is relative to the working directory, not the config's."""
+
+    value: Any
 
 
 def modality_defaults(config: Mapping[str, Any], folder: Path, parsers: Mapping[str, argparse.ArgumentParser],
@@ -106,6 +116,8 @@ def _suggestion(key: str, candidates: Iterable[str]) -> str:
 
 def _value(action: argparse.Action, key: str, value: Any, folder: Path) -> Any:
     """A config value as the command line would have parsed it, or a UserError naming `key`."""
+    if isinstance(value, Given):
+        value, folder = value.value, Path()
     if isinstance(action, argparse._StoreTrueAction):
         if not isinstance(value, bool):
             raise UserError(f"config: {key} must be true or false, not {_shown(value)}")
@@ -139,7 +151,7 @@ def resolved(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[
         value = getattr(args, action.dest, None)
         if value is None:
             continue
-        found[key] = str(Path(value).absolute()) if isinstance(value, Path) else value
+        found[key] = os.path.abspath(value) if isinstance(value, Path) else value
     return found
 
 

@@ -32,6 +32,7 @@ class Modality:
     default_input: Path
     read_catalogue: Callable[[Path], Catalogue]
     loader: str  # "module": its loader_for(encoders, options) returns the picklable item → media function
+    script: str  # its extract script in src/, run by extract_all.py
     batch_size: int
     workers: int
     longest_first: bool = False  # order items by input length, so batches pad little
@@ -45,18 +46,16 @@ MODALITIES = {
     m.name: m
     for m in (
         Modality("text", "--plots", "TSV with a header row: movie_id<TAB>plot", DATA / "plots.tsv",
-                 read_plots, "m3l.media.text", batch_size=32, workers=0, longest_first=True),
+                 read_plots, "m3l.media.text", script="extract_text.py", batch_size=32, workers=0, longest_first=True),
         Modality("image", "--posters", "folder of <id>.<ext> posters, or a TSV mapping movie_id to an image path",
                  DATA / "poster", lambda path: read_media(path, image_extensions(), POSTER_DOWNLOAD),
-                 "m3l.media.image",
-                 batch_size=32, workers=2, add_arguments=image_arguments),
+                 "m3l.media.image", script="extract_images.py", batch_size=32, workers=2,
+                 add_arguments=image_arguments),
         Modality("audio", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
                  DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
-                 "m3l.media.audio",
-                 batch_size=8, workers=2),
+                 "m3l.media.audio", script="extract_audio.py", batch_size=8, workers=2),
         Modality("video", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
                  DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
-                 "m3l.media.video",
-                 batch_size=8, workers=2),
+                 "m3l.media.video", script="extract_video.py", batch_size=8, workers=2),
     )
 }

@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +46,16 @@ class Figures:
     def line(self) -> str:
         return (f"progress: {self.model} {self.done}/{self.total}, {self.recent:.2f}/s last {self.window:.3g} s, "
                 f"{self.overall:.2f}/s overall, ETA {format_eta(self.eta)}, {self.failed} failed")
+
+
+def combined(name: str, parts: Iterable[Figures]) -> Figures:
+    """The figures of several models as one (a modality's line in extract_all.py): counts and rates add up,
+    the ETA is the longest."""
+    parts = list(parts)
+    etas = [part.eta for part in parts]
+    return Figures(name, sum(p.done for p in parts), sum(p.total for p in parts), sum(p.recent for p in parts),
+                   max(p.window for p in parts), sum(p.overall for p in parts),
+                   None if None in etas else max(etas), sum(p.failed for p in parts))
 
 
 def format_eta(seconds: float | None) -> str:

@@ -49,8 +49,10 @@ def test_a_modality_reads_its_table_over_the_shared_defaults_with_paths_against_
 
 def test_the_command_line_wins_over_set_which_wins_over_the_file(config):
     _, args = cli.parse_arguments("text", ["--config", str(config), "--set", "text.batch-size=8",
-                                           "--set", "text.device=cuda", "--set", "precision=fp16"])
+                                           "--set", "text.device=cuda", "--set", "precision=fp16",
+                                           "--set", "output=elsewhere"])
     assert (args.batch_size, args.device, args.precision) == (8, "cuda", "fp16")
+    assert args.output == Path("elsewhere")  # a path given on the command line is relative to the working directory
     _, args = cli.parse_arguments("text", ["--config", str(config), "--set", "text.batch-size=8", "--batch-size", "16"])
     assert args.batch_size == 16
 

@@ -67,17 +67,19 @@ def append_run(output: Path, record: dict[str, Any]) -> None:
 
 
 @contextmanager
-def recorded(output: Path, command: str, config: Path | None, resolved: str, models: list[str]) -> Iterator[None]:
+def recorded(output: Path, command: str, config: Path | None, resolved: str,
+             models: list[str]) -> Iterator[dict[str, Any]]:
     """Write the run's config (unless it is already a run config of this folder), and its line in
-    runs.jsonl when it ends, however it ends."""
+    runs.jsonl when it ends, however it ends. The line is yielded: its `run_config` names the config
+    written; an `outcome` set in the block stands."""
     started = time.time()
     written = config if is_run_config(output, config) else write_config(output, resolved, started)
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "command": command,
               "config": None if config is None else str(config.absolute()), "run_config": written.name,
-              "models": models, "outcome": "crashed"}
+              "models": models, "outcome": None}
     try:
-        yield
-        record["outcome"] = "finished"
+        yield record
+        record["outcome"] = record["outcome"] or "finished"
     except KeyboardInterrupt:
         record["outcome"] = "interrupted"
         raise
@@ -85,6 +87,7 @@ def recorded(output: Path, command: str, config: Path | None, resolved: str, mod
         record["outcome"] = f"error: {error}"
         raise
     finally:
+        record["outcome"] = record["outcome"] or "crashed"
         record["seconds"] = round(time.time() - started, 1)
         _append_unless_failing(output, record)
 

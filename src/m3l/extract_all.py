@@ -1,0 +1,266 @@
+"""One run over the whole catalogue from a config file: every modality's extractor, then verify and report.
+
+Each modality with a table in the config runs as a user would run it, in its own venv:
+`<venvs>/<modality>/bin/python src/<its script> --config <output>/run_<timestamp>.toml`, the
+resolved config written once into the output folder. Modalities run one after another, or
+with --parallel in the waves of PARALLEL_WAVES. Their output is passed on with a
+`[modality]` prefix; their progress lines are gathered into one line per modality and into
+`progress.json` (rewritten atomically). Ctrl-C or SIGTERM is passed to every running child,
+which stops cleanly and prints its summary; nothing further starts, and this process exits
+130 or 143. Otherwise it exits 0 only if every extractor, verify and report ended 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from m3l import cli, config
+from m3l.errors import UserError
+from m3l.modalities import MODALITIES
+from m3l.progress import Figures, combined, parse
+from m3l.store import runs
+from m3l.store.writer import atomic_write_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+PROGRESS_FILE = "progress.json"
+# --parallel runs the modalities of a wave together: text's and video's time goes to inference and to
+# decoding trailers, image's and audio's to small decodes and mid-size models (docs/config.md).
+PARALLEL_WAVES = (("text", "video"), ("image", "audio"))
+
+
+@dataclass
+class Step:
+    """One child process of the run: an extractor, verify or report."""
+
+    name: str
+    command: list[str]
+    state: str = "pending"  # then running, finished, failed (exit status not 0), interrupted or not started
+    code: int | None = None
+    started: float = 0.0
+    seconds: float = 0.0
+    figures: dict[str, Figures] = field(default_factory=dict)  # the latest progress line of each model
+    process: subprocess.Popen | None = None
+    pumps: list[threading.Thread] = field(default_factory=list)
+
+    def progress(self) -> Figures | None:
+        return combined(self.name, self.figures.values()) if self.figures else None
+
+    def report(self) -> dict[str, Any]:
+        total = self.progress()
+        return {"state": self.state, "exit": self.code, "seconds": round(self.seconds, 1),
+                "progress": None if total is None else dataclasses.asdict(total),
+                "models": {name: dataclasses.asdict(figures) for name, figures in self.figures.items()}}
+
+
+class Run:
+    """Starts the steps, passes their output on, gathers their progress, forwards signals."""
+
+    def __init__(self, output: Path, run_config: str, interval: float, skipped: dict[str, str]) -> None:
+        self.output, self.run_config, self.interval, self.skipped = output, run_config, interval, skipped
+        self.steps: dict[str, Step] = {}
+        self.stopping: int | None = None  # the signal that stops the run
+        self.lock = threading.Lock()  # the steps' figures, progress.json and our output lines
+
+    def say(self, line: str, stream: IO[str] | None = None) -> None:
+        with self.lock:
+            print(line, file=stream or sys.stdout, flush=True)
+
+    def stop(self, signum: int, frame: object) -> None:
+        """Signal handler: pass the first Ctrl-C or SIGTERM on to every running child, once."""
+        if self.stopping is not None:
+            return
+        self.stopping = signum
+        for step in self.steps.values():
+            if step.state == "running":
+                _signal_group(step.process, signum)
+
+    def run(self, waves: Iterable[Iterable[Step]]) -> None:
+        """Each wave's steps at the same time, wave after wave; after a signal nothing more starts."""
+        for wave in waves:
+            wave = list(wave)
+            for step in wave:
+                self.steps[step.name] = step
+                if self.stopping is None:
+                    self.start(step)
+                else:
+                    step.state = "not started"
+            self.wait([step for step in wave if step.state == "running"])
+
+    def start(self, step: Step) -> None:
+        if not Path(step.command[0]).exists():
+            self.say(f"[{step.name}] error: {step.command[0]} not found (make setup creates the venvs)", sys.stderr)
+            step.state, step.code = "failed", 2
+            return
+        self.say(f"[{step.name}] {shlex.join(step.command)}")
+        step.process = subprocess.Popen(step.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        step.state, step.started = "running", time.monotonic()
+        step.pumps = [threading.Thread(target=self.pump, args=(step, stream, sink), daemon=True)
+                      for stream, sink in ((step.process.stdout, sys.stdout), (step.process.stderr, sys.stderr))]
+        for pump in step.pumps:
+            pump.start()
+        if self.stopping is not None:  # the signal came while it was starting
+            _signal_group(step.process, self.stopping)
+        self.write_progress()
+
+    def pump(self, step: Step, stream: IO[str], sink: IO[str]) -> None:
+        """A child's lines, passed on prefixed; its progress lines are gathered instead."""
+        for line in stream:
+            figures = parse(line)
+            if figures is None:
+                self.say(f"[{step.name}] {line.rstrip()}", sink)
+                continue
+            with self.lock:
+                step.figures[figures.model] = figures
+            self.write_progress()
+
+    def wait(self, steps: list[Step]) -> None:
+        """Until every step has ended, a progress line per running step every `interval` seconds."""
+        next_report = time.monotonic() + self.interval
+        while any(step.process.poll() is None for step in steps):
+            time.sleep(0.1)
+            if time.monotonic() >= next_report:
+                next_report += self.interval
+                for step in steps:
+                    if step.process.poll() is None:
+                        total = step.progress()
+                        self.say(total.line() if total else f"progress: {step.name} started, no item done yet",
+                                 sys.stderr)
+        for step in steps:
+            for pump in step.pumps:
+                pump.join()
+            step.code = step.process.wait()
+            step.seconds = time.monotonic() - step.started
+            stopped = self.stopping is not None and step.code in (128 + self.stopping, -self.stopping)
+            step.state = "finished" if step.code == 0 else "interrupted" if stopped else "failed"
+        self.write_progress()
+
+    def write_progress(self) -> None:
+        with self.lock:
+            steps = {name: step.report() for name, step in self.steps.items()}
+            skipped = {name: {"state": "skipped", "why": why} for name, why in self.skipped.items()}
+            snapshot = {"updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "run_config": self.run_config, "steps": {**skipped, **steps}}
+            atomic_write_bytes(self.output / PROGRESS_FILE, json.dumps(snapshot, indent=1).encode() + b"\n")
+
+    def failed(self) -> list[str]:
+        return [name for name, step in self.steps.items() if step.state != "finished"]
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """The child and its loader workers, as a terminal's Ctrl-C or a scheduler's SIGTERM reaches them."""
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True, metavar="FILE",
+                        help="TOML file: shared defaults at the top, a table per modality to run (docs/config.md)")
+    parser.add_argument("--set", action="append", default=[], metavar="MODALITY.OPTION=VALUE",
+                        help="override one config option (e.g. image.batch-size=16); repeatable")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    parser.add_argument("--parallel", action="store_true",
+                        help=f"run modalities together: {' then '.join('+'.join(wave) for wave in PARALLEL_WAVES)}")
+    parser.add_argument("--venvs", type=Path, default=REPO / ".venvs",
+                        help="folder of the modality venvs, <venvs>/<modality>/bin/python (default: .venvs)")
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]]:
+    """Each modality with a table in the config → its script's parser and resolved options (the whole
+    config is checked, tables or not)."""
+    tables = config.read(args.config, args.set)
+    overrides = [part for override in args.set for part in ("--set", override)]
+    parsed = {name: cli.parse_arguments(name, ["--config", str(args.config), *overrides]) for name in MODALITIES}
+    return {name: parsed[name] for name in MODALITIES if isinstance(tables.get(name), dict)}
+
+
+def single_output(sections: dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]]) -> Path:
+    outputs = {Path(os.path.abspath(args.output)) for _, args in sections.values()}
+    if len(outputs) != 1:
+        raise UserError("config: every modality must write to one output folder (set output once, at the top)"
+                        if outputs else "config: no [text], [image], [audio] or [video] table: nothing to run")
+    return cli.prepare_output(outputs.pop())
+
+
+def final_steps(python: Path, output: Path,
+                sections: dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]]) -> list[Step]:
+    """verify.py --accept-logged and report.py over the output folder, against the catalogues run whole
+    (with limit or ids, a modality's folders are checked without its catalogue's ids)."""
+    inputs = {modality: args.input for modality, (_, args) in sections.items() if not (args.limit or args.ids)}
+    catalogues = []
+    for modality, flag in (("text", "--plots"), ("image", "--posters"), ("audio", "--trailers")):
+        path = inputs.get(modality, inputs.get("video") if modality == "audio" else None)
+        if path is not None:
+            catalogues += [flag, str(path.absolute())]
+    common = ["--output", str(output), *catalogues]
+    return [Step("verify", [str(python), str(SRC / "verify.py"), *common, "--accept-logged"]),
+            Step("report", [str(python), str(SRC / "report.py"), *common])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        sections = resolve(args)
+        if args.print_config:
+            print(config.dumps({name: config.resolved(*parsed) for name, parsed in sections.items()}), end="")
+            return 0
+        output = single_output(sections)
+        command = shlex.join([sys.executable, sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+        resolved = config.dumps({name: config.resolved(*parsed) for name, parsed in sections.items()})
+        models = [name for _, parsed in sections.values() for name in parsed.models.split(",") if name]
+        with runs.recorded(output, command, args.config, resolved, models) as record:
+            code = run_all(args, sections, output, record["run_config"])
+            record["outcome"] = {0: "finished", 130: "interrupted", 143: "interrupted"}.get(code, "failed")
+        return code
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_all(args: argparse.Namespace, sections: dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]],
+            output: Path, run_config: str) -> int:
+    skipped = {name: f"no [{name}] table in {args.config}" for name in MODALITIES if name not in sections}
+    for name, why in skipped.items():
+        print(f"[{name}] skipped: {why}", flush=True)
+    steps = {name: Step(name, [str(args.venvs / name / "bin" / "python"), str(SRC / MODALITIES[name].script),
+                               "--config", str(output / run_config)]) for name in sections}
+    waves = [[steps[name] for name in wave if name in steps]
+             for wave in (PARALLEL_WAVES if args.parallel else [[name] for name in MODALITIES])]
+    run = Run(output, run_config, min(parsed.progress_every for _, parsed in sections.values()), skipped)
+    previous = {signum: signal.signal(signum, run.stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run.run([*waves, *([step] for step in final_steps(args.venvs / next(iter(sections)) / "bin" / "python",
+                                                           output, sections))])
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    for name, step in run.steps.items():
+        code = "" if step.code is None else f" (exit {step.code}, {step.seconds:.1f} s)"
+        print(f"extract_all: {name} {step.state}{code}", flush=True)
+    if run.stopping is not None:
+        print("extract_all: interrupted: every file written so far is complete; run the same command again "
+              "to resume", file=sys.stderr, flush=True)
+        return 128 + run.stopping
+    failed = run.failed()
+    print(f"extract_all: {'OK' if not failed else 'problems in ' + ', '.join(failed)} (progress: "
+          f"{output / PROGRESS_FILE})", flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,158 @@
+"""extract_all.py: the whole catalogue from one config, each modality in its own venv, then verify and report;
+signals reach every child, progress.json is always whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.core.extractors import EXTRACTORS, OFFLINE, assert_same_vectors, snapshot, wait_for
+from tests.testlib import REPO, SRC
+
+# A stand-in for every venv's Python: it answers for the extract scripts, verify.py and report.py.
+# An extractor reports progress until a signal stops it, then prints its summary, as the real ones do;
+# where STUB_FINISH is set (a rerun that resumes) it finishes at once.
+STUB = """\
+import os, signal, sys, time
+from pathlib import Path
+
+script = Path(sys.argv[1]).stem
+state = Path(os.environ["STUB_STATE"])
+if script in ("verify", "report") or os.environ.get("STUB_FINISH"):
+    print(f"{script}: finished")
+    sys.exit(0)
+stop = []
+signal.signal(signal.SIGINT, lambda signum, frame: stop.append(130))
+signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(143))
+(state / script).write_text(str(os.getpid()))
+done = 0
+while not stop:
+    done += 1
+    print(f"progress: {script} {done}/1000000, 50.00/s last 0.02 s, 40.00/s overall, ETA 5:33:20, 0 failed",
+          file=sys.stderr, flush=True)
+    time.sleep(0.02)
+print(f"{script}: {done} done, stopped by a signal")
+sys.exit(stop[0])
+"""
+
+
+@pytest.fixture
+def stub_venvs(tmp_path) -> Path:
+    venvs = tmp_path / "venvs"
+    for modality in ("text", "image"):
+        python = venvs / modality / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text(f"#!{sys.executable}\n{STUB}")
+        python.chmod(0o755)
+    (tmp_path / "state").mkdir()
+    return venvs
+
+
+def stub_config(tmp_path: Path) -> Path:
+    config = tmp_path / "all.toml"
+    config.write_text('output = "out"\nprogress-every = 0.05\n[text]\n[image]\n')
+    return config
+
+
+def start_all(*args: object, state: Path, finish: bool = False) -> subprocess.Popen:
+    env = {**os.environ, **OFFLINE, "STUB_STATE": str(state), **({"STUB_FINISH": "1"} if finish else {})}
+    return subprocess.Popen([sys.executable, str(SRC / "extract_all.py"), *map(str, args)], cwd=REPO, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_every_child_cleanly_and_a_rerun_completes(tmp_path, stub_venvs, signum, code):
+    config, state = stub_config(tmp_path), tmp_path / "state"
+    process = start_all("--config", config, "--venvs", stub_venvs, state=state)
+    wait_for(lambda: (state / "extract_text").exists(), process, timeout=120)
+    child = int((state / "extract_text").read_text())
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert not alive(child)  # stopped and waited for: no orphan left running
+    assert "[text] extract_text: " in stdout and "stopped by a signal" in stdout  # its own summary, passed on
+    assert "extract_all: text interrupted" in stdout and "extract_all: image not started" in stdout
+    assert "extract_all: verify not started" in stdout and "interrupted:" in stderr
+    assert not (state / "extract_images").exists()
+    output = tmp_path / "out"
+    steps = json.loads((output / "progress.json").read_text())["steps"]
+    assert steps["text"]["state"] == "interrupted" and steps["text"]["exit"] == code
+    assert [json.loads(line)["outcome"] for line in (output / "runs.jsonl").read_text().splitlines()] == \
+        ["interrupted"]
+
+    rerun = start_all("--config", config, "--venvs", stub_venvs, state=state, finish=True)
+    stdout, stderr = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, stderr
+    assert "[text] extract_text: finished" in stdout and "extract_all: OK" in stdout
+    assert [json.loads(line)["outcome"] for line in (output / "runs.jsonl").read_text().splitlines()] == \
+        ["interrupted", "finished"]
+
+
+def test_progress_json_is_whole_whenever_it_is_read_and_each_running_modality_gets_lines(tmp_path, stub_venvs):
+    state = tmp_path / "state"
+    process = start_all("--config", stub_config(tmp_path), "--venvs", stub_venvs, state=state)
+    path, seen = tmp_path / "out" / "progress.json", []
+    try:
+        wait_for(path.exists, process, timeout=120)
+        while len({step["progress"]["done"] for step in seen if step.get("progress")}) < 20:
+            seen.append(json.loads(path.read_bytes())["steps"]["text"])  # a half-written file would not parse
+            assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    progress = [line for line in stderr.splitlines() if line.startswith("progress: text ")]
+    assert progress and all("/1000000, " in line for line in progress[1:]), stderr
+
+
+def test_a_table_missing_from_the_config_is_skipped_and_config_mistakes_are_one_line(tmp_path, stub_venvs):
+    config = tmp_path / "text.toml"
+    config.write_text('output = "out"\n[text]\n')
+    process = start_all("--config", config, "--venvs", stub_venvs, state=tmp_path / "state", finish=True)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "[image] skipped: no [image] table" in stdout and "[video] skipped" in stdout
+    assert json.loads((tmp_path / "out" / "progress.json").read_text())["steps"]["audio"]["state"] == "skipped"
+    for text, named in [('[text]\nbatch-size = "x"', "text.batch-size"),
+                        ('[video]\noutput = "a"\n[text]\n', "one output folder"),
+                        ("models-dir = 1", "models-dir must be a string"), ("device = 'cpu'", "nothing to run")]:
+        config.write_text(text)
+        process = start_all("--config", config, state=tmp_path / "state")
+        stdout, stderr = process.communicate(timeout=120)
+        assert process.returncode == 2 and stderr.startswith("error: ") and named in stderr, stderr
+        assert stderr.count("\n") == 1 and stdout == ""
+
+
+def test_the_config_run_gives_the_vectors_and_tables_of_separate_script_runs(tmp_path, clean_run, extractor_store):
+    """Every modality in its own venv from one config (--limit 2, --parallel) against each script's own run."""
+    tables = []
+    for extractor in EXTRACTORS:
+        catalogue, _ = clean_run(extractor)
+        tables.append(f'[{extractor.modality}]\n{extractor.input_flag[2:]} = "{catalogue}"\n'
+                      f'models = "{extractor.models}"\nbatch-size = {extractor.batch_size}\n'
+                      f'models-dir = "{extractor_store(extractor)}"\n')
+    config = tmp_path / "all.toml"
+    config.write_text('output = "out"\ndevice = "cpu"\nlimit = 2\n' + "".join(tables))
+    result = subprocess.run([sys.executable, str(SRC / "extract_all.py"), "--config", str(config), "--parallel"],
+                            cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, **OFFLINE})
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = tmp_path / "out"
+    for extractor in EXTRACTORS:
+        found, expected = snapshot(output, extractor), snapshot(clean_run(extractor)[1], extractor)
+        ids = sorted(found[extractor.folders[0]])
+        assert len(ids) == 2
+        assert_same_vectors(found, {source: {i: vectors[i] for i in ids} for source, vectors in expected.items()})
+    assert (output / "report.html").exists() and "verify: OK" in result.stdout
