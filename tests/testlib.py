@@ -29,6 +29,8 @@ QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
                                  "--feed-trailers", "4"]),
     "bench_spec_models.py": ("text", ["--modality", "text", "--items", "4", "--repeats", "1"]),
     "bench_store.py": ("text", ["--sizes", "200", "--dims", "384", "--repeats", "1"]),
+    "bench_trailers.py": ("download", ["--seconds", "3", "--size", "64x48", "--first-seconds", "1", "--repeats", "1"]),
+    "bench_max_height.py": ("video", ["--frames", "2", "--repeats", "1"]),
     "bench_compare.py": ("text", ["--items", "20", "--dim", "384", "--repeats", "1"]),
 }
 

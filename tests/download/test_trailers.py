@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.download.media import serve, write_trailer
+from tests.download.media import serve, serve_dash, write_trailer
 from tests.web import Fault
 from tests.testlib import DATA, REPO, SRC, run_script
 
 FAST = {"M3L_DOWNLOAD_RETRIES": "2", "M3L_DOWNLOAD_BACKOFF": "0", "M3L_DOWNLOAD_TIMEOUT": "10"}
 # The decoders and extractors run in their own venvs, as a user runs them after downloading.
-OTHER_VENV = {"M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2", "PYTHONPATH": f"{SRC}{os.pathsep}{REPO}"}
+OTHER_VENV = {"M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2",
+              "PYTHONPATH": f"{SRC}{os.pathsep}{REPO}"}
 
 
 def write_links(path: Path, rows: dict[str, str] | list[tuple[str, str]]) -> Path:
@@ -215,16 +216,22 @@ def decoded(*paths: Path) -> dict[str, dict]:
 def test_first_seconds_keeps_exactly_what_the_recipes_read(tmp_path, web):
     sources = {"plain": write_trailer(tmp_path / "plain.mp4", 40),
                "shifted": write_trailer(tmp_path / "shifted.mp4", 40, start=1.5),  # first timestamp 1.5 s
-               "late_audio": write_trailer(tmp_path / "late_audio.mp4", 40, audio_delay=0.7)}  # audio starts after the video
-    links = write_links(tmp_path / "links.tsv", {name: serve(web, f"/{name}.mp4", path)
-                                                 for name, path in sources.items()})
+               "late_audio": write_trailer(tmp_path / "late_audio.mp4", 40, audio_delay=0.7)}  # after the video
+    urls = {name: serve(web, f"/{name}.mp4", path) for name, path in sources.items()}
+    # video and audio apart, as YouTube serves them, merged by yt-dlp; timestamps from 1.5 s, audio later
+    urls["dash"] = serve_dash(web, "/dash", write_trailer(tmp_path / "dash.mp4", 40, start=1.5, audio_delay=0.3))
+    links = write_links(tmp_path / "links.tsv", urls)
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert download(links, full).returncode == 0
+    assert statuses(download(links, full)) == dict.fromkeys(urls, "downloaded")
     result = download(links, cut, "--first-seconds", "31")
-    assert statuses(result) == dict.fromkeys(sources, "downloaded"), result.stdout + result.stderr
-    assert all(record["first_seconds"] == 31 for record in manifest(cut).values())
-    digests = decoded(*(folder / f"{name}.mp4" for name in sources for folder in (full, cut)))
-    for name in sources:
+    assert statuses(result) == dict.fromkeys(urls, "downloaded"), result.stdout + result.stderr
+    records = manifest(cut)
+    assert all(record["first_seconds"] == 31 for record in records.values())
+    assert {key: records["dash"][key] for key in ("format_id", "resolution", "vcodec", "acodec")} == {
+        "format_id": "137+140", "resolution": "64x48", "vcodec": "avc1.64000a", "acodec": "mp4a.40.2"}
+    assert [path.name for path in (full / ".partial").iterdir()] == ["lock"]  # the merged streams are gone
+    digests = decoded(*(folder / f"{name}.mp4" for name in urls for folder in (full, cut)))
+    for name in urls:
         whole, head = digests[str(full / f"{name}.mp4")], digests[str(cut / f"{name}.mp4")]
         assert head == whole, name
         assert whole["samples"] == 480_000 and len(whole["frames"]) > 700, name

@@ -199,14 +199,19 @@ def ytdlp_options(args: argparse.Namespace, ffmpeg_dir: Path) -> dict[str, Any]:
         options["cookiefile"] = str(args.cookies)
     if args.proxy:
         options["proxy"] = args.proxy
-    if args.first_seconds:
-        # FFmpeg reads the URLs itself and stops after S seconds of each input, timestamps kept as stored
-        # (without -copyts a stream starting after 0 would be shifted; an output -t would cut by the
-        # shifted clock).
-        cut = ["-t", f"{args.first_seconds:g}"]
+    if args.first_seconds:  # FFmpeg reads the URLs itself, with cut_arguments
         options["external_downloader"] = {"default": "ffmpeg"}
-        options["external_downloader_args"] = {"ffmpeg_i1": ["-copyts", *cut], "ffmpeg_i": cut}
     return options
+
+
+def cut_arguments(seconds: float, merged: bool) -> dict[str, list[str]]:
+    """FFmpeg's options before each input of a --first-seconds download, so that the cut decodes as the
+    whole download does up to 30 s. Each input stops `seconds` after its own start (an output -t would
+    count on the output's clock). One file keeps its timestamps as stored (-copyts), as the whole
+    download is its bytes; video and audio merged are shifted to start at 0, as yt-dlp's merger
+    shifts them in the whole download."""
+    cut = ["-t", f"{seconds:g}"]
+    return {"ffmpeg_i": cut if merged else ["-copyts", *cut]}
 
 
 def failure_class(error: BaseException) -> str:
@@ -337,10 +342,13 @@ class TrailerRun:
 
         options = {**self.options, "outtmpl": {"default": str(self.partial / f"{item.id}.%(ext)s")}}
         with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(item.source, download=True)
-        if info.get("_type") == "playlist":
-            raise ValueError("the link is a playlist, not one video")
-        return info
+            info = ydl.extract_info(item.source, download=False)  # the formats chosen, nothing downloaded
+            if info.get("_type") == "playlist":
+                raise ValueError("the link is a playlist, not one video")
+            if self.args.first_seconds:
+                merged = bool(info.get("requested_formats"))
+                ydl.params["external_downloader_args"] = cut_arguments(self.args.first_seconds, merged)
+            return ydl.process_ie_result(info, download=True)
 
     def finished(self, item: Item, info: dict, final: Path, seconds: float) -> None:
         staged = self.partial / final.name
@@ -399,7 +407,8 @@ def download(args: argparse.Namespace) -> int:
     catalogue = run.selected(read_links(args.links), args)
     out = prepare_out(args.out)
     with folder_lock(out), ffmpeg_on_path() as ffmpeg_dir:
-        trailers = TrailerRun(args, out, ffmpeg_dir, run.open_log(run.log_path(args, out), "download_trailers", catalogue))
+        log = run.open_log(run.log_path(args, out), "download_trailers", catalogue)
+        trailers = TrailerRun(args, out, ffmpeg_dir, log)
         try:
             for item in catalogue.items:
                 trailers.one(item)
