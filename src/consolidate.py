@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 from m3l.errors import UserError, exit_code
-from m3l.readers.features import found_models
 from m3l.store.consolidate import consolidate
+from m3l.store.layout import FeatureRoot, ModelLayout
 from m3l.store.locks import model_lock
 
 
 def consolidate_all(output: Path, full: bool = False) -> None:
     if not output.is_dir():
         raise UserError(f"output folder not found: {output}")
-    found = [info for info in found_models(output) if (output / info.folder).is_dir()]
+    found = [info for info in FeatureRoot(output).found() if ModelLayout(output, info).folder.is_dir()]
     if not found:
         raise UserError(f"no model folder under {output}")
     for info in found:

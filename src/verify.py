@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from m3l import models
 from m3l.errors import UserError, exit_code
 from m3l.modalities import MODALITIES
 from m3l.readers.audit import audit
+from m3l.store.layout import FeatureRoot
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def verify(args: argparse.Namespace) -> list[str]:
     if not args.output.is_dir():
         raise UserError(f"output folder not found: {args.output}")
     catalogues = catalogue_ids(args)
-    chosen = None if args.models is None else models.resolve(args.models.split(","), output=args.output)
+    chosen = None if args.models is None else FeatureRoot(args.output).resolve(args.models.split(","))
     audits = audit(args.output, catalogues, chosen)
     if not audits:
         raise UserError(f"no model folder or consolidated table under {args.output}")

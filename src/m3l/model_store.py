@@ -14,6 +14,7 @@ download resumes there and two first runs download once.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import http.client
 import json
@@ -338,9 +339,12 @@ class ModelStore:
 
     @staticmethod
     def _remove_leftovers(target: Path, keep: Path) -> None:
-        """Hidden temporaries of this entry left by a killed download (the resumable staging stays)."""
-        for leftover in target.parent.glob(f".{target.name}.*"):
-            if leftover != keep:
+        """Hidden temporaries of this entry left by a killed download (the resumable staging stays):
+        `.<name>.<random>` and its manifest's `.<name>.MANIFEST.json.<random>.tmp`, never those of an
+        entry whose name only starts like this one's (`.<name>.v2.partial` is `<name>.v2`'s)."""
+        own = re.compile(rf"\.{re.escape(target.name)}\.(?:[^.]+|{re.escape(MANIFEST_SUFFIX[1:])}\.[^.]+\.tmp)")
+        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*"):
+            if own.fullmatch(leftover.name) and leftover != keep:
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
 
     def _fetch_hub(self, entry: StoreEntry, staging: Path) -> dict:

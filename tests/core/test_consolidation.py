@@ -19,7 +19,8 @@ import m3l.store.format
 from m3l.models import MODELS
 from m3l.readers.features import load_features
 from m3l.store.consolidate import consolidate
-from m3l.store.format import BEYOND_FLOAT32, parse_vector, table_paths
+from m3l.store.format import BEYOND_FLOAT32, parse_vector
+from m3l.store.layout import ModelLayout
 from m3l.store.writer import FeatureStore
 from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import REPO
@@ -41,7 +42,7 @@ def reads(monkeypatch):
 
 
 def tables(output, info=MINILM):
-    return {path.name: path.read_bytes() for path in table_paths(output, info).values()}
+    return {path.name: path.read_bytes() for path in ModelLayout(output, info).tables.values()}
 
 
 def test_rerun_and_incremental_consolidation_read_only_new_files(tmp_path, reads):

@@ -238,6 +238,21 @@ def test_a_killed_download_resumes_and_its_leftovers_go(hub, tmp_path, monkeypat
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, target.name + ".MANIFEST.json"]
 
 
+def test_a_download_leaves_the_staging_of_an_entry_named_longer_alone(hub, tmp_path, monkeypatch, online):
+    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
+    entry, payload = vgg_file(hub)
+    store = ModelStore(tmp_path)
+    target = store.path(entry)
+    target.parent.mkdir(parents=True)
+    theirs = [f".{target.name}.v2.partial", f".{target.name}.v2.MANIFEST.json.x7k2.tmp"]  # `<name>.v2`'s download
+    for name in theirs:
+        (target.parent / name).write_bytes(b"in flight")
+    (target.parent / f".{target.name}.MANIFEST.json.x7k2.tmp").write_bytes(b"{")  # this entry's own leftover
+    store.require((entry,), "fill it")
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted([target.name, target.name + ".MANIFEST.json",
+                                                                     *theirs])
+
+
 def test_a_file_with_the_wrong_hash_is_one_error_and_leaves_nothing(hub, tmp_path, monkeypatch, online):
     monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
     entry, _ = vgg_file(hub)

@@ -17,6 +17,7 @@ from m3l.cli import main as extract
 from m3l.errors import UserError
 from m3l.readers.features import provenance
 from m3l.model_store import ModelStore, file_table
+from m3l.store.layout import ModelLayout
 from m3l.store.provenance import METADATA_KEY, ProvenanceLog, record
 from tests.spec_models import docs_encoder, importable
 from tests.stores import add_minilm
@@ -51,13 +52,13 @@ def run(tmp_path, store, ids, *extra):
 def test_a_run_records_its_provenance_and_the_tables_carry_it(tmp_path, stores):
     original, _ = stores
     assert run(tmp_path, original, ["1", "2"]) == 0
-    [entry] = ProvenanceLog(tmp_path / "out" / "minilm").records()
+    [entry] = ProvenanceLog(ModelLayout(tmp_path / "out", MINILM).provenance).records()
     assert entry["model"] == "minilm" and entry["recipe"] == MINILM.recipe
     assert entry["weights"] == ModelStore(original).weights_digest(MINILM.files)
     assert (entry["precision"], entry["device"]) == ("fp32", "cpu")
     assert set(entry["libraries"]) == {"torch", "transformers", "sentence-transformers", "torchvision", "av"}
     assert entry["libraries"]["torch"]
-    stem = tmp_path / "out" / MINILM.consolidated_name
+    stem = tmp_path / "out" / ModelLayout(tmp_path / "out", MINILM).table_stem
     from_parquet = json.loads(pq.read_schema(f"{stem}.parquet").metadata[METADATA_KEY.encode()])
     with h5py.File(f"{stem}.h5") as handle:
         from_hdf5 = json.loads(handle.attrs[METADATA_KEY])
@@ -85,7 +86,7 @@ def test_changed_weights_refuse_to_mix_and_allow_mixed_logs_every_id(tmp_path, s
     summary = provenance(tmp_path / "out", "minilm", source="json")
     [other] = summary["others"]
     assert other["ids"] == ["3"] and other["weights"] == ModelStore(changed).weights_digest(MINILM.files)
-    pq_summary = json.loads(pq.read_schema(tmp_path / "out" / f"{MINILM.consolidated_name}.parquet")
+    pq_summary = json.loads(pq.read_schema(ModelLayout(tmp_path / "out", MINILM).tables["parquet"])
                             .metadata[METADATA_KEY.encode()])
     assert pq_summary == summary
     capsys.readouterr()
@@ -114,7 +115,7 @@ def entry(**changes):
     ({"torchvision": "0.29.1"}, "passes"),  # absent from the first run's venv: that model does not use it
 ])
 def test_what_refuses_and_what_only_warns(tmp_path, capsys, changes, outcome):
-    log = ProvenanceLog(tmp_path)
+    log = ProvenanceLog(tmp_path / "provenance.jsonl")
     assert log.claim(entry(), allow_mixed=False, present=[]) is None
     if outcome == "refuses":
         with pytest.raises(UserError, match="--allow-mixed"):
@@ -139,7 +140,7 @@ def test_a_planted_provenance_file_is_refused_never_followed_or_waited_on(tmp_pa
     else:
         path.write_text("{not json\n")
     with pytest.raises(UserError, match="symbolic link|not a regular file|is damaged"):
-        ProvenanceLog(folder).claim(record("minilm", "w", 1, "fp32", "cpu"), allow_mixed=False, present=[])
+        ProvenanceLog(path).claim(record("minilm", "w", 1, "fp32", "cpu"), allow_mixed=False, present=[])
     assert outside.read_text() == "untouched\n"
 
 
@@ -249,7 +250,7 @@ def test_an_append_that_fails_leaves_whole_lines_and_stops_with_one_error(tmp_pa
     assert code == 2
     assert "2 done, 3 already done" in one_error(capsys, "cannot write", "provenance.jsonl")
     assert path.read_bytes().endswith(b"\n")
-    written = [line["id"] for line in ProvenanceLog(folder).lines() if "id" in line]
+    written = [line["id"] for line in ProvenanceLog(path).lines() if "id" in line]
     [lost] = {"4", "5", "6"} - set(written)
     assert len(written) == 2 and not (folder / f"{lost}.json").exists()
 

@@ -13,6 +13,7 @@ import m3l
 from m3l.errors import UserError
 from m3l.readers.features import load_features
 from m3l.models import spec
+from m3l.store.layout import MARKER, ModelLayout, read_marker, recorded_marker
 from tests.spec_models import docs_encoder, importable, spec_encoder
 from tests.stores import minilm_source
 
@@ -78,7 +79,7 @@ def test_hf_text_spec_equals_automodel_pooling(spec_store, pool):
 
 def test_spec_names_folders_and_store_paths():
     info = spec.parse(f"st:{ST_ID}")
-    assert (info.folder, info.files[0].path, info.consolidated_name) == (
+    assert (info.folder, info.files[0].path, ModelLayout(Path("out"), info).table_stem) == (
         "st--BAAI--bge-small-en-v1.5", ST_ID, "text_embeddings_st--BAAI--bge-small-en-v1.5")
     pinned = spec.parse(f"hf-text:{HF_ID}@v1.0?pool=cls")
     assert (pinned.folder, pinned.files[0].path, pinned.files[0].revision) == (
@@ -182,7 +183,7 @@ def test_own_encoder_class_from_the_docs_runs_like_the_others(spec_store, plots_
     np.testing.assert_allclose(matrix.sum(axis=1), 1, atol=1e-6)
     assert (output / "text_embeddings_letters--LetterCounts.h5").is_file()
     marker = {"spec": "letters:LetterCounts", "dim": 26, "modality": "text"}
-    assert spec.recorded_marker(output / "letters--LetterCounts") == marker
+    assert recorded_marker(output / "letters--LetterCounts") == marker
 
 
 def test_spec_download_takes_only_what_its_loader_reads(spec_store, tmp_path):
@@ -207,7 +208,7 @@ def test_spec_download_takes_only_what_its_loader_reads(spec_store, tmp_path):
 def test_a_planted_spec_marker_is_no_marker_and_never_blocks(tmp_path, planted):
     folder = tmp_path / spec.parse("st:BAAI/bge-small-en-v1.5").folder
     folder.mkdir()
-    marker = folder / spec.MARKER
+    marker = folder / MARKER
     if planted == "fifo":
         os.mkfifo(marker)
     elif planted == "symlink":
@@ -215,7 +216,7 @@ def test_a_planted_spec_marker_is_no_marker_and_never_blocks(tmp_path, planted):
         marker.symlink_to(tmp_path / "elsewhere")
     else:
         marker.write_text("[1, 2]")
-    assert spec.read_marker(folder) is None
+    assert read_marker(folder) is None
 
 
 @pytest.mark.parametrize("models_arg, message", [
@@ -245,7 +246,7 @@ def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, mon
     output = tmp_path / "out"
     folder = output / "pwn--X"
     folder.mkdir(parents=True)
-    (folder / spec.MARKER).write_text('{"spec": "pwn:X", "dim": 3, "modality": "text"}')
+    (folder / MARKER).write_text('{"spec": "pwn:X", "dim": 3, "modality": "text"}')
     (folder / "1.json").write_text('{"1": [0.25, 0.5, 0.75]}')
     (folder / "2.json").write_text('{"2": [0.25, 0.5')  # a corrupt file verify must still report
 
@@ -266,7 +267,7 @@ def test_reading_a_folder_never_imports_the_class_its_marker_names(tmp_path, mon
     assert not ran.exists() and "pwn" not in sys.modules
 
     # a marker written before the modality was recorded: the consolidated tables' name gives it
-    (folder / spec.MARKER).write_text('{"spec": "pwn:X", "dim": 3}')
+    (folder / MARKER).write_text('{"spec": "pwn:X", "dim": 3}')
     assert [(s.name, s.modality, s.count) for s in m3l.list_models(output)] == [("pwn:X", "text", 1)]
     (output / "text_embeddings_pwn--X.h5").unlink()
     (output / "text_embeddings_pwn--X.parquet").unlink()
@@ -303,7 +304,7 @@ def test_a_dim_that_disagrees_with_the_folder_is_one_error_before_any_work(plots
                                                                  "self.info = self.info.with_dim(26)"))
     store, output = tmp_path / "models", tmp_path / "out"  # a class without files needs no store
     assert _extract(store, output, plots_tsv, "letters:LetterCounts") == 0
-    marker = output / "letters--LetterCounts" / spec.MARKER
+    marker = output / "letters--LetterCounts" / MARKER
     tables = {path: path.read_bytes() for path in output.glob("text_embeddings_*")}
     assert load_features(output, "letters:LetterCounts", source="hdf5")[0] == ["1", "2", "3"]
 

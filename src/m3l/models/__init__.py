@@ -8,8 +8,8 @@ consolidation and the audit read it in any venv. The implementation named by
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from m3l.errors import UserError
 from m3l.model_store import StoreEntry
@@ -28,10 +28,6 @@ class ModelInfo:
     auto_precision: str = "fp32"  # what --precision auto runs on CUDA: the published recipe's ("fp32", "fp16")
     max_seq_length: int | None = None  # tokens, set at load whatever the tokenizer config says
     recipe: int = 1  # version of this model's preprocessing and pooling: bump when they change the vectors
-
-    @property
-    def consolidated_name(self) -> str:
-        return f"{self.modality}_embeddings_{self.name}"
 
 
 def _hf(repo_id: str, *allow_patterns: str, revision: str = "main") -> tuple[StoreEntry, ...]:
@@ -95,10 +91,13 @@ def models_of(modality: str) -> list[ModelInfo]:
     return [info for info in MODELS.values() if info.modality == modality]
 
 
-def resolve(names: list[str] | None, modality: str | None = None, output: Path | str | None = None) -> list[ModelInfo]:
+Recorded = Callable[[str], ModelInfo | None]  # an output folder's name → the spec model its marker records
+
+
+def resolve(names: list[str] | None, modality: str | None = None, recorded: Recorded | None = None) -> list[ModelInfo]:
     """The models named, each by name, output folder or model spec (docs/models.md), once each; every
-    model of the table (of `modality`) when none are. Under `output`, a spec model's folder also names
-    it, and its marker there gives its dimension.
+    model of the table (of `modality`) when none are. With `recorded` (an output root's markers, see
+    m3l.store.layout.FeatureRoot), a spec model's folder also names it, and its marker gives its dimension.
 
     A name that is no model (of `modality`) is a UserError listing the choices, and so are two
     models writing to one folder.
@@ -107,7 +106,7 @@ def resolve(names: list[str] | None, modality: str | None = None, output: Path |
     if not names:
         return available
     by_key = {key: info for info in available for key in (info.name, info.folder)}
-    chosen = [by_key.get(name) or _spec_model(name, output) for name in names]
+    chosen = [by_key.get(name) or _spec_model(name, recorded) for name in names]
     unknown = [name for name, info in zip(names, chosen) if info is None]
     if unknown:
         raise UserError(f"unknown {f'{modality} ' if modality else ''}model {', '.join(map(repr, unknown))}; "
@@ -130,28 +129,28 @@ def _one_per_folder(chosen: list[ModelInfo]) -> list[ModelInfo]:
     return chosen
 
 
-def _spec_model(name: str, output: Path | str | None) -> ModelInfo | None:
-    """A model spec, or the output folder of one under `output`; None when `name` is neither.
+def _spec_model(name: str, recorded: Recorded | None) -> ModelInfo | None:
+    """A model spec, or the output folder of one; None when `name` is neither.
 
-    Under `output` (a reader), a `module.path:ClassName` model is what its folder's marker
-    records: reading features never imports the user's code."""
+    With `recorded` (a reader's output root), a `module.path:ClassName` model is what its folder's
+    marker records: reading features never imports the user's code."""
     from m3l.models import spec  # imports this module
 
-    if output is None:
+    if recorded is None:
         return spec.parse(name) if spec.is_spec(name) else None
     folder = spec.folder_of(name) if spec.is_spec(name) else name
-    recorded = spec.read_marker(Path(output) / folder)
-    if recorded or not spec.is_spec(name):
-        return recorded
+    found = recorded(folder)
+    if found or not spec.is_spec(name):
+        return found
     if spec.is_class(name):
-        raise UserError(f"no features of {name} under {output}: no {folder}/ holding its {spec.MARKER} marker")
+        raise UserError(f"no features of {name} in the output folder: no {folder}/ holding its spec marker")
     return spec.parse(name)
 
 
-def lookup(model: str | ModelInfo, modality: str | None = None, output: Path | str | None = None) -> ModelInfo:
+def lookup(model: str | ModelInfo, modality: str | None = None, recorded: Recorded | None = None) -> ModelInfo:
     """The model called `model` (`whisper`, `st:BAAI/bge-small-en-v1.5`) or writing to the output folder
-    `model` (`audio_whisper`; a spec model's folder under `output`)."""
-    return model if isinstance(model, ModelInfo) else resolve([model], modality, output)[0]
+    `model` (`audio_whisper`; a spec model's folder, given `recorded`)."""
+    return model if isinstance(model, ModelInfo) else resolve([model], modality, recorded)[0]
 
 
 def encoder_class(info: ModelInfo) -> type:

@@ -4,8 +4,8 @@ A spec becomes a `SpecInfo`, a `ModelInfo` row built on the fly: its output fold
 file-system-safe form of the spec (`st:BAAI/bge-small-en-v1.5` → `st--BAAI--bge-small-en-v1.5`),
 its store path the repository id (with `@REVISION` when pinned), and its dimension is
 unknown (0) until the encoder reads it from the loaded model. The folder's marker file
-records the spec, that dimension and the modality, so readers know a spec folder without
-being told, and without running any code.
+(m3l.store.layout) records the spec, that dimension and the modality, so readers know a
+spec folder without being told, and without running any code.
 
 Light like the model table: nothing here imports torch or a model library, except
 that `parse("module.path:ClassName")` imports the user's module to read its modality,
@@ -14,14 +14,10 @@ which only an extractor asked to run that class does.
 
 from __future__ import annotations
 
-import glob
 import importlib
-import json
-import os
 import re
-import stat
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from m3l.errors import UserError
 from m3l.model_store import StoreEntry
@@ -58,7 +54,6 @@ FAMILIES: dict[str, Family] = {
     "hf-video": Family("video", "m3l.models.families:HFVideoEncoder", _CONFIG_AND_WEIGHTS, {},
                        "AutoModel + its image processor config, windows of num_frames, mean of the clips"),
 }
-MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ..., "modality": ...}
 _NAME = r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?"
 _REPO_ID = re.compile(rf"(?:{_NAME}/)?{_NAME}")
 _REVISION = re.compile(r"[\w.-]+(?:/[\w.-]+)*")
@@ -76,10 +71,6 @@ class SpecInfo(ModelInfo):
     repo_id: str = ""
     revision: str | None = None
     options: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def consolidated_name(self) -> str:
-        return f"{self.modality}_embeddings_{self.folder}"
 
     def option(self, key: str) -> str:
         return dict(self.options).get(key) or FAMILIES[self.family].options[key][0]
@@ -195,33 +186,19 @@ def marker(info: SpecInfo) -> dict:
     return {"spec": info.name, "dim": info.dim, "modality": info.modality}
 
 
-def recorded_marker(folder: Path) -> dict | None:
-    """The JSON object of the folder's marker; None when there is no readable one."""
-    try:  # a link or FIFO planted at the marker's name is no marker: never followed or waited on
-        fd = os.open(Path(folder) / MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            recorded = json.loads(handle.read(1 << 16))
-    except (OSError, ValueError):
-        return None
-    return recorded if isinstance(recorded, dict) else None
-
-
-def read_marker(folder: Path) -> SpecInfo | None:
-    """The SpecInfo recorded in an output folder (dim included once known); None for other folders.
+def from_marker(recorded: object, folder_name: str, table_modality: Callable[[], str | None]) -> SpecInfo | None:
+    """The SpecInfo a folder's marker records (dim included once known); None when it records none
+    for a folder of that name.
 
     Reading a folder never runs code: a `module.path:ClassName` spec is not imported, its
-    modality is the marker's (a marker written before the modality was recorded: the modality
-    in the name of the folder's consolidated tables)."""
-    recorded = recorded_marker(folder)
+    modality is the marker's (a marker written before the modality was recorded:
+    `table_modality()`, the modality in the name of the folder's consolidated tables)."""
     try:
         spec, dim = recorded["spec"], int(recorded.get("dim") or 0)
-        info = _recorded_class(spec, recorded.get("modality") or _table_modality(Path(folder))) \
-            if is_class(spec) else parse(spec)
+        info = _recorded_class(spec, recorded.get("modality") or table_modality()) if is_class(spec) else parse(spec)
     except (TypeError, KeyError, ValueError, AttributeError, UserError):
         return None
-    return info.with_dim(dim) if info.folder == Path(folder).name and dim >= 0 else None
+    return info.with_dim(dim) if info.folder == folder_name and dim >= 0 else None
 
 
 def _recorded_class(text: str, modality: object) -> SpecInfo:
@@ -231,11 +208,3 @@ def _recorded_class(text: str, modality: object) -> SpecInfo:
     if modality not in MODALITIES:
         raise UserError(f"no modality recorded for {text}")
     return SpecInfo(text, class_folder(text), modality, 0, (), text, family="class")
-
-
-def _table_modality(folder: Path) -> str | None:
-    """The modality in the name of a folder's consolidated files, `<modality>_embeddings_<folder>.*`."""
-    from m3l.modalities import MODALITIES
-
-    return next((modality for modality in MODALITIES
-                 if any(folder.parent.glob(f"{modality}_embeddings_{glob.escape(folder.name)}.*"))), None)

@@ -20,10 +20,10 @@ import numpy as np
 
 from m3l.errors import UserError
 from m3l.models import ModelInfo
-from m3l.readers.features import NO_LOG_ENTRY, found_models, missing_reasons, provenance, read_log
+from m3l.readers.features import NO_LOG_ENTRY, missing_reasons, provenance, read_log
 from m3l.store.files import open_for_reading
-from m3l.store.format import BAD_NAME, SUFFIX, FolderScan, canonical_id, chunk_rows, iter_table, table_paths
-from m3l.store.locks import temporaries
+from m3l.store.format import BAD_NAME, FolderScan, canonical_id, chunk_rows, iter_table
+from m3l.store.layout import FeatureRoot, ModelLayout, vector_id, vector_name
 from m3l.store.provenance import describe
 
 SHOWN = 5  # ids shown per finding
@@ -67,9 +67,9 @@ def _shown(names: list[str]) -> str:
     return ", ".join(sorted(names, key=lambda name: (len(name), name))[:SHOWN]) + more
 
 
-def _audit_lock(audit: ModelAudit, output: Path) -> None:
+def _audit_lock(audit: ModelAudit, layout: ModelLayout) -> None:
     """Whether a run holds the model's lock now (a note); a lock name that is no regular file is a problem."""
-    path = output / f".{audit.info.folder}.lock"
+    path = layout.lock
     fd = open_for_reading(path)
     if fd is None:
         if os.path.lexists(path):
@@ -106,11 +106,11 @@ def _audit_json(audit: ModelAudit, folder: Path) -> JsonVectors:
     for name, problem in sorted(scan.problems.items()):
         audit.flag(problem, [name])
         if problem != BAD_NAME:
-            damaged.add(name[:-len(SUFFIX)])
+            damaged.add(vector_id(name))
     sound = scan.sound()
     if not audit.info.zero_vectors_ok:
         zero = (rows[~scan.matrix[rows].any(axis=1)] for rows in _in_chunks(sound, audit.info.dim))
-        audit.flag("all-zero vectors", sorted(f"{scan.ids[k]}{SUFFIX}" for rows in zero for k in rows))
+        audit.flag("all-zero vectors", sorted(vector_name(scan.ids[k]) for rows in zero for k in rows))
     return JsonVectors({scan.ids[k]: int(k) for k in sound}, scan.matrix, damaged)
 
 
@@ -135,9 +135,9 @@ class TableCheck:
         self.differing += [ids[k] for k in found[~same]]
 
 
-def _audit_consolidated(audit: ModelAudit, output: Path, json: JsonVectors | None) -> None:
+def _audit_consolidated(audit: ModelAudit, layout: ModelLayout, json: JsonVectors | None) -> None:
     """Each consolidated table, read a chunk of rows at a time, against the sound JSON files (or on its own)."""
-    tables = {source: path for source, path in table_paths(output, audit.info).items() if path.is_file()}
+    tables = {source: path for source, path in layout.tables.items() if path.is_file()}
     if not tables:
         audit.notes.append("no consolidated tables (run src/consolidate.py)")
     for source, path in tables.items():
@@ -158,10 +158,10 @@ def _audit_consolidated(audit: ModelAudit, output: Path, json: JsonVectors | Non
         audit.flag(f"{path.name}: vectors that differ from their JSON file", check.differing)
 
 
-def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None:
+def _audit_provenance(audit: ModelAudit, layout: ModelLayout, has_folder: bool) -> None:
     """The provenance as a note; ids written under a second one (--allow-mixed) are a problem."""
     try:
-        summary = provenance(output, audit.info, source="json" if has_folder else "auto")
+        summary = provenance(layout.output, layout.info, source="json" if has_folder else "auto")
     except UserError as error:  # provenance.jsonl damaged or crafted
         audit.flag("provenance unreadable", [str(error)])
         return
@@ -181,15 +181,15 @@ def _audit_provenance(audit: ModelAudit, output: Path, has_folder: bool) -> None
 
 def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
     audit = ModelAudit(info)
-    folder = output / info.folder
-    json = _audit_json(audit, folder) if folder.is_dir() else None
+    layout = ModelLayout(output, info)
+    json = _audit_json(audit, layout.folder) if layout.folder.is_dir() else None
     if json is None:
-        audit.notes.append(f"no JSON folder {info.folder}/: only the consolidated tables were checked")
+        audit.notes.append(f"no JSON folder {layout.folder.name}/: only the consolidated tables were checked")
     audit.flag("stray temporary files (left by a killed run; the next run removes them)",
-               [path.name for path in temporaries(output, info)])
-    _audit_consolidated(audit, output, json)
-    _audit_provenance(audit, output, json is not None)
-    _audit_lock(audit, output)
+               [path.name for path in layout.temporaries()])
+    _audit_consolidated(audit, layout, json)
+    _audit_provenance(audit, layout, json is not None)
+    _audit_lock(audit, layout)
     if catalogue_ids is not None and json is not None:
         expected = {canonical_id(i) for i in catalogue_ids}
         audit.expected = len(expected)
@@ -203,4 +203,4 @@ def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -
 
 def audit(output: Path, catalogues: dict[str, set[str]], models: list[ModelInfo] | None = None) -> list[ModelAudit]:
     """Audit every model found under `output` (or those given); `catalogues` maps modality → ids."""
-    return [audit_model(output, info, catalogues.get(info.modality)) for info in models or found_models(output)]
+    return [audit_model(output, info, catalogues.get(info.modality)) for info in models or FeatureRoot(output).found()]

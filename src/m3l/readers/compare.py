@@ -20,8 +20,8 @@ import numpy as np
 
 from m3l.errors import UserError
 from m3l.models import ModelInfo, resolve, spec
-from m3l.readers.features import found_models, load_features, provenance
-from m3l.store.format import SUFFIX
+from m3l.readers.features import load_features, provenance
+from m3l.store.layout import VECTOR_SUFFIX, FeatureRoot, read_marker
 
 # Relative difference allowed per arithmetic: fp32 runs differ by float noise (about 1e-6, more on
 # another device's kernels); tf32 and float16 autocast by about 1e-3 of a vector's scale.
@@ -124,10 +124,10 @@ def compare_model(a: Side, b: Side, tolerance: float | None = None) -> ModelComp
 def _model_folder(path: Path) -> Side | None:
     """The model a folder of `<id>.json` files holds, named by its folder (ours, or the published
     name) or its spec marker; None when the folder holds no vector files."""
-    recorded = spec.read_marker(path)
-    if recorded is None and not any(path.glob(f"*{SUFFIX}")):
+    recorded = read_marker(path)
+    if recorded is None and not any(path.glob(f"*{VECTOR_SUFFIX}")):
         return None
-    info = recorded or resolve([path.name], output=path.parent)[0]
+    info = recorded or FeatureRoot(path.parent).resolve([path.name])[0]
     return Side(path.parent, replace(info, folder=path.name))
 
 
@@ -138,7 +138,7 @@ def sides(path: Path) -> dict[str, Side]:
     one = _model_folder(path)
     if one is not None:
         return {one.info.name: one}
-    found = {info.name: Side(path, info) for info in found_models(path)}
+    found = {info.name: Side(path, info) for info in FeatureRoot(path).found()}
     if not found:
         raise UserError(f"no features under {path}: neither a model folder of <id>.json files nor a feature root")
     return found
@@ -175,7 +175,7 @@ def parse_tolerances(texts: list[str]) -> dict[str, float]:
 
 
 def model_name(name: str) -> str:
-    """The name found_models gives the model `name` names; a `module.path:ClassName` is never imported."""
+    """The name FeatureRoot.found gives the model `name` names; a `module.path:ClassName` is never imported."""
     return name if spec.is_class(name) else resolve([name])[0].name
 
 

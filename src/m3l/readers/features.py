@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.models import MODELS, ModelInfo, lookup, spec
-from m3l.store.format import (LogEntry, canonical_id, id_order, log_path, read_folder, read_log_file, read_table,
-                              table_metadata, table_paths)
+from m3l.models import ModelInfo
+from m3l.store.format import LogEntry, canonical_id, id_order, read_folder, read_log_file, read_table, table_metadata
+from m3l.store.layout import VECTOR_SUFFIX, FeatureRoot, ModelLayout
 from m3l.store.provenance import METADATA_KEY, ProvenanceLog
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _newest_json_change_ns(folder: Path) -> int | None:
         newest = folder.stat().st_mtime_ns
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.name.endswith(".json"):
+                if entry.name.endswith(VECTOR_SUFFIX):
                     try:
                         newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
                     except FileNotFoundError:  # removed since the listing: the folder's stamp tells
@@ -73,34 +73,38 @@ def _newest_json_change_ns(folder: Path) -> int | None:
         return None
 
 
-def choose_source(output_dir: Path | str, model: str | ModelInfo) -> str:
+def _layout(output_dir: Path | str, model: str | ModelInfo | ModelLayout) -> ModelLayout:
+    return model if isinstance(model, ModelLayout) else FeatureRoot(output_dir).layout(model)
+
+
+def choose_source(output_dir: Path | str, model: str | ModelInfo | ModelLayout) -> str:
     """Where `load_features(..., source="auto")` reads: "hdf5" (the fastest) or "parquet" when up to date,
     else "json"."""
-    info = lookup(model, output=output_dir)
-    newest_json = _newest_json_change_ns(Path(output_dir) / info.folder)
-    for source, path in table_paths(output_dir, info).items():
+    layout = _layout(output_dir, model)
+    newest_json = _newest_json_change_ns(layout.folder)
+    for source, path in layout.tables.items():
         if path.is_file() and (newest_json is None or path.stat().st_mtime_ns >= newest_json):
             return source
     if newest_json is None:
-        raise UserError(f"no features of {info.name} under {output_dir}: neither {info.folder}/ "
-                        f"nor {info.consolidated_name}.parquet/.h5")
+        raise UserError(f"no features of {layout.info.name} under {output_dir}: neither {layout.folder.name}/ "
+                        f"nor {layout.table_names()}")
     return "json"
 
 
-def _read(output_dir: Path | str, info: ModelInfo, source: str, vectors: bool) -> tuple[list[str], np.ndarray | None]:
+def _read(layout: ModelLayout, source: str, vectors: bool) -> tuple[list[str], np.ndarray | None]:
     """Unsorted ids (and vectors) of one source; "auto" picks the up-to-date one."""
     if source not in SOURCES:
         raise UserError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
     if source == "auto":
-        source = choose_source(output_dir, info)
+        source = choose_source(layout.output, layout)
     if source == "json":
-        if not (Path(output_dir) / info.folder).is_dir():
-            raise UserError(f"no JSON folder {Path(output_dir) / info.folder}")
-        return read_folder(Path(output_dir) / info.folder, info)
-    path = table_paths(output_dir, info)[source]
+        if not layout.folder.is_dir():
+            raise UserError(f"no JSON folder {layout.folder}")
+        return read_folder(layout.folder, layout.info)
+    path = layout.tables[source]
     if not path.is_file():
         raise UserError(f"no consolidated file {path}")
-    return read_table(source, path, info.dim, vectors)
+    return read_table(source, path, layout.info.dim, vectors)
 
 
 def load_features(output_dir: Path | str, model: str | ModelInfo,
@@ -110,7 +114,7 @@ def load_features(output_dir: Path | str, model: str | ModelInfo,
     `source` is "auto" (the consolidated table when up to date, else the JSON folder),
     or "parquet", "hdf5" or "json" to read that one form.
     """
-    ids, matrix = _read(output_dir, lookup(model, output=output_dir), source, vectors=True)
+    ids, matrix = _read(_layout(output_dir, model), source, vectors=True)
     return _sorted(ids, matrix)
 
 
@@ -119,18 +123,18 @@ def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "au
 
     Read from the JSON folder's provenance.jsonl, or from the consolidated table's metadata.
     """
-    info = lookup(model, output=output_dir)
+    layout = _layout(output_dir, model)
     if source == "auto":
-        source = choose_source(output_dir, info)
+        source = choose_source(output_dir, layout)
     if source == "json":
-        return ProvenanceLog(Path(output_dir) / info.folder).summary()
-    stored = table_metadata(source, table_paths(output_dir, info)[source]).get(METADATA_KEY)
+        return ProvenanceLog(layout.provenance).summary()
+    stored = table_metadata(source, layout.tables[source]).get(METADATA_KEY)
     return json.loads(stored) if stored else None
 
 
 def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:
     """The ids of `load_features` without reading the vectors of a consolidated table."""
-    ids, order = _canonical_order(_read(output_dir, lookup(model, output=output_dir), source, vectors=False)[0])
+    ids, order = _canonical_order(_read(_layout(output_dir, model), source, vectors=False)[0])
     return ids if order is None else [ids[k] for k in order]
 
 
@@ -144,7 +148,7 @@ def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "
 
 def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
     """The entries of the model's log; lines of another shape are ignored."""
-    path = log_path(output_dir, lookup(model, output=output_dir))
+    path = _layout(output_dir, model).log
     return list(read_log_file(path))
 
 
@@ -165,7 +169,7 @@ def expected_ids(output_dir: Path | str, model: str | ModelInfo, ids: Iterable[s
     """The ids a model should have vectors for: the catalogue's (its modality's, when a mapping
     is given), or by default (and for a modality the mapping lacks) every id the runs saw:
     those with a vector and those in the model's log."""
-    info = lookup(model, output=output_dir)
+    info = FeatureRoot(output_dir).lookup(model)
     if isinstance(catalogue, Mapping):
         catalogue = catalogue.get(info.modality)
     if catalogue is None:
@@ -187,19 +191,9 @@ class ModelSummary:
     source: str  # where the vectors were read: parquet, hdf5 or json
 
 
-def found_models(output_dir: Path | str) -> list[ModelInfo]:
-    """The models with a JSON folder or a consolidated table under `output_dir`, in table order,
-    then the spec models' folders by name."""
-    output = Path(output_dir)
-    table = [info for info in MODELS.values()
-             if (output / info.folder).is_dir() or any(p.is_file() for p in table_paths(output, info).values())]
-    specs = [spec.read_marker(marker.parent) for marker in sorted(output.glob(f"*/{spec.MARKER}"))]
-    return table + [info for info in specs if info is not None]
-
-
 def summarize(output_dir: Path | str, model: str | ModelInfo, ids: list[str],
               catalogue: CatalogueIds | None = None, source: str = "json") -> ModelSummary:
-    info = lookup(model, output=output_dir)
+    info = FeatureRoot(output_dir).lookup(model)
     expected = expected_ids(output_dir, info, ids, catalogue)
     covered = len(set(expected).intersection(ids))
     return ModelSummary(info.name, info.folder, info.modality, info.dim, len(ids), len(expected),
@@ -215,7 +209,7 @@ def list_models(output_dir: Path | str, catalogue: CatalogueIds | None = None) -
     vectors plus ids in the model's log.
     """
     summaries = []
-    for info in found_models(output_dir):
+    for info in FeatureRoot(output_dir).found():
         source = choose_source(output_dir, info)
         summaries.append(summarize(output_dir, info, load_ids(output_dir, info, source), catalogue, source))
     return summaries

@@ -18,10 +18,11 @@ import numpy as np
 
 from m3l.catalog import check_folder_path
 from m3l.errors import UserError
-from m3l.models import ModelInfo, resolve
+from m3l.models import ModelInfo
 from m3l.models.spec import SpecInfo
-from m3l.readers.features import found_models, load_features, load_ids
+from m3l.readers.features import load_features, load_ids
 from m3l.store.format import canonical_id
+from m3l.store.layout import FeatureRoot
 from m3l.store.writer import atomic_output
 
 FILL_POLICIES = ("zeros", "mean")
@@ -132,7 +133,8 @@ def export(output: Path, item_map: Path | None, target: Path, models: list[str] 
         raise UserError("--pair writes MMRec's dataset config lines: it needs --format mmrec")
     item_ids = read_item_map(item_map) if item_map is not None else None
     check_folder_path(target, "--to")
-    infos = resolve(models, output=output) if models else found_models(output)
+    root = FeatureRoot(output)
+    infos = root.resolve(models) if models else root.found()
     if not infos:
         raise UserError(f"no features under {output}")
     paired = _pair(infos, pair) if pair else None

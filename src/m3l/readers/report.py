@@ -20,8 +20,9 @@ import numpy as np
 from m3l.errors import UserError
 from m3l.modalities import MODALITIES
 from m3l.models import ModelInfo
-from m3l.readers.features import (CatalogueIds, ModelSummary, choose_source, expected_ids, found_models, load_features,
-                          missing_reasons, read_log, summarize)
+from m3l.readers.features import (CatalogueIds, ModelSummary, choose_source, expected_ids, load_features,
+                                  missing_reasons, read_log, summarize)
+from m3l.store.layout import FeatureRoot
 from m3l.store.writer import OutputError, atomic_write_bytes
 
 MAX_POINTS = 5000  # plotted (and PCA-fitted) per model; larger sets are sampled
@@ -220,13 +221,14 @@ def write_report(output: Path, html_path: Path | None = None,
     """Write the report of every model under `output` (default `<output>/report.html`)."""
     if not Path(output).is_dir():
         raise UserError(f"output folder not found: {output}")
-    infos = found_models(output)
+    root = FeatureRoot(output)
+    infos = root.found()
     if not infos:
         raise UserError(f"no features under {output}")
     catalogue_inputs = catalogue_inputs or {}
     catalogue = catalogue_ids(catalogue_inputs) if catalogue_inputs else None
     reports = [ModelReport.of(Path(output), info, catalogue) for info in infos]
-    html_path = Path(html_path or Path(output) / "report.html")
+    html_path = Path(html_path or root.report)
     try:
         html_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -21,9 +21,9 @@ import numpy as np
 
 from m3l.errors import UserError
 from m3l.models import ModelInfo
-from m3l.store.format import (SOUND, SUFFIX, TRUSTED, UNREAD, FolderScan, Index, check_marker_dim, chunk_rows,
-                              hdf5_rows, index_path, integer_ids, key_order, table_keys, table_paths, table_writer,
-                              tables_bytes)
+from m3l.store.format import (SOUND, TRUSTED, UNREAD, FolderScan, Index, check_marker_dim, chunk_rows, hdf5_rows,
+                              integer_ids, key_order, table_keys, table_writer, tables_bytes)
+from m3l.store.layout import ModelLayout, vector_id
 from m3l.store.provenance import metadata
 from m3l.store.writer import atomic_output, atomic_write_bytes
 
@@ -35,10 +35,10 @@ def _stamps(paths: Iterable[Path]) -> np.ndarray | None:
         return None
 
 
-def _plan(output: Path, info: ModelInfo, scan: FolderScan, full: bool) -> bool:
+def _plan(layout: ModelLayout, scan: FolderScan, full: bool) -> bool:
     """Mark what the index vouches for in the scan; True when the old tables can be built on."""
-    index = None if full else Index.load(index_path(output, info))
-    paths = table_paths(output, info)
+    index = None if full else Index.load(layout.index)
+    paths = layout.tables
     tables = _stamps([paths["parquet"], paths["hdf5"]])
     if index is not None and index.apply(scan) and tables is not None and np.array_equal(index.tables, tables):
         return True
@@ -54,11 +54,11 @@ def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
     and lends the vectors it read or the run wrote; `full` ignores the index.
     Files that are no sound vector are left out, each named in one line on stderr.
     """
-    output = Path(output)
-    paths = table_paths(output, info)
-    recorded = metadata(output / info.folder)  # a damaged provenance.jsonl stops it before any work
-    current = FolderScan(output / info.folder, info.dim, donor=scan)
-    incremental = _plan(output, info, current, full)
+    layout = ModelLayout(output, info)
+    paths = layout.tables
+    recorded = metadata(layout.provenance)  # a damaged provenance.jsonl stops it before any work
+    current = FolderScan(layout.folder, info.dim, donor=scan)
+    incremental = _plan(layout, current, full)
     new = np.flatnonzero(current.state == UNREAD)
     current.read(new)
     check_marker_dim(current, info)
@@ -72,8 +72,8 @@ def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
         keys = _merged_keys(old_keys, [current.ids[k] for k in fresh])
         if isinstance(old_keys, np.ndarray) and isinstance(keys, list):  # the old rows sort otherwise now
             old_vectors = old_vectors[:]
-        _write_tables(output, info, keys, old_vectors, current.matrix, fresh, recorded)
-    _write_index(output, info, current)
+        _write_tables(layout, keys, old_vectors, current.matrix, fresh, recorded)
+    _write_index(layout, current)
     return paths["parquet"], paths["hdf5"]
 
 
@@ -84,16 +84,16 @@ def _merged_keys(old: np.ndarray | list[str], fresh_ids: list[str]) -> np.ndarra
     return table_keys([*map(str, old), *fresh_ids])
 
 
-def _write_tables(output: Path, info: ModelInfo, keys: np.ndarray | list[str], old_vectors: object,
+def _write_tables(layout: ModelLayout, keys: np.ndarray | list[str], old_vectors: object,
                   matrix: np.ndarray, fresh: np.ndarray, recorded: dict[str, str]) -> None:
     """Both tables, sorted by key, a chunk at a time: key k's vector is row k of the old table (an HDF5
     dataset or an array) while k is below its length, then the row of `matrix` at `fresh[k - length]`.
     `recorded`: the provenance metadata they carry."""
-    paths = table_paths(output, info)
+    info, paths = layout.info, layout.tables
     numeric = isinstance(keys, np.ndarray)
     order = key_order(keys)
     old_count = len(keys) - len(fresh)
-    _require_room(output, info, tables_bytes(keys, info.dim))
+    _require_room(layout, tables_bytes(keys, info.dim))
     with atomic_output(paths["parquet"]) as parquet, atomic_output(paths["hdf5"]) as hdf5:
         with table_writer(parquet, hdf5, len(keys), info.dim, numeric, recorded) as writer:
             step = chunk_rows(info.dim)
@@ -107,13 +107,13 @@ def _write_tables(output: Path, info: ModelInfo, keys: np.ndarray | list[str], o
                 writer.write(keys[rows] if numeric else [keys[k] for k in rows], chunk)
 
 
-def _require_room(output: Path, info: ModelInfo, needed: int) -> None:
+def _require_room(layout: ModelLayout, needed: int) -> None:
     """Refuse to start tables the disk cannot hold: HDF5 cannot recover from a failed write (its close
     raises, and the interpreter then crashes at exit, losing the error line)."""
-    status = os.statvfs(output)
+    status = os.statvfs(layout.output)
     free = status.f_bavail * status.f_frsize
     if free < needed:
-        raise UserError(f"no room for the consolidated tables of {info.folder} under {output}: about "
+        raise UserError(f"no room for the consolidated tables of {layout.info.folder} under {layout.output}: about "
                         f"{_mib(needed)} needed, {_mib(free)} free; the previous tables are intact "
                         "(free some space, then run src/consolidate.py)")
 
@@ -129,12 +129,12 @@ def _rows(vectors: object, rows: np.ndarray) -> np.ndarray:
     return vectors[rows]
 
 
-def _write_index(output: Path, info: ModelInfo, scan: FolderScan) -> None:
+def _write_index(layout: ModelLayout, scan: FolderScan) -> None:
     problems = [""] * len(scan.ids)
     for name, problem in scan.problems.items():
-        k = scan.position.get(name[:-len(SUFFIX)])
+        k = scan.position.get(vector_id(name))
         if k is not None:
             problems[k] = problem
-    paths = table_paths(output, info)
-    index = Index(info.dim, scan.ids, scan.stamps, problems, _stamps([paths["parquet"], paths["hdf5"]]))
-    atomic_write_bytes(index_path(output, info), index.to_bytes())
+    paths = layout.tables
+    index = Index(layout.info.dim, scan.ids, scan.stamps, problems, _stamps([paths["parquet"], paths["hdf5"]]))
+    atomic_write_bytes(layout.index, index.to_bytes())

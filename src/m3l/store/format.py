@@ -1,4 +1,4 @@
-"""The on-disk format of the features, read and written only here.
+"""What the feature files hold, read and written only here (their names: m3l.store.layout).
 
 Under an output root, per model:
 - `<folder>/<id>.json` holds `{id: [dim numbers]}`, finite as float32 (`parse_vector` reads
@@ -38,10 +38,9 @@ import orjson
 from m3l.catalog import id_problem, path_kind, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
-from m3l.models.spec import MARKER, SpecInfo
+from m3l.models.spec import SpecInfo
 from m3l.store.files import open_for_reading
-
-TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
+from m3l.store.layout import MARKER, vector_id, vector_name
 
 NOT_JSON = "files that do not parse"
 NOT_OWN_ID = "files that are not {id: [...]} for their own id"
@@ -240,7 +239,6 @@ def table_writer(parquet: Path, hdf5: Path, count: int, dim: int, numeric: bool,
         writer.close()
 
 
-SUFFIX = ".json"
 BAD_NAME = "file names that are not valid ids"
 UNREAD, SOUND, BAD, TRUSTED = 0, 1, 2, 3  # TRUSTED: sound per the index, vector not read
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -311,7 +309,7 @@ class FolderScan:
                 for entry in entries:
                     stamp = self._listed(entry)
                     if stamp is not None:
-                        self.ids.append(entry.name[:-len(SUFFIX)])
+                        self.ids.append(vector_id(entry.name))
                         stamps.extend(stamp)
         except FileNotFoundError:
             pass
@@ -331,7 +329,7 @@ class FolderScan:
         self.ids = donor.ids + new
         self.listed = donor.listed + len(new)
         self.problems = {name: problem for name, problem in donor.problems.items()
-                         if name[:-len(SUFFIX)] not in donor.position}
+                         if vector_id(name) not in donor.position}
         return np.concatenate([stamps, np.array(new_stamps, dtype=np.int64).reshape(-1, 3)])
 
     def record(self, movie_id: str, status: os.stat_result, vector: np.ndarray) -> None:
@@ -341,11 +339,11 @@ class FolderScan:
 
     def _listed(self, entry: os.DirEntry) -> tuple[int, int, int] | None:
         """The stamp of a regular `<id>.json` file; None (and a problem unless it is no JSON name) else."""
-        name = entry.name
-        if not name.endswith(SUFFIX) or name.startswith("."):
+        name, movie_id = entry.name, vector_id(entry.name)
+        if movie_id is None:
             return None
         self.listed += 1
-        if id_problem(name[:-len(SUFFIX)]):
+        if id_problem(movie_id):
             self.problems[name] = BAD_NAME
             return None
         try:
@@ -382,7 +380,7 @@ class FolderScan:
 
     def _read(self, k: int) -> None:
         movie_id = self.ids[k]
-        path = self.folder / f"{movie_id}{SUFFIX}"
+        path = self.folder / vector_name(movie_id)
         try:  # O_NONBLOCK: a FIFO swapped in since the listing never blocks; fstat then refuses it
             fd = os.open(path, _OPEN_FLAGS)
         except OSError as error:
@@ -407,10 +405,10 @@ class FolderScan:
 
     def _bad(self, k: int, problem: str) -> None:
         self.state[k] = BAD
-        self.problems[f"{self.ids[k]}{SUFFIX}"] = problem
+        self.problems[vector_name(self.ids[k])] = problem
 
     def problem(self, movie_id: str) -> str | None:
-        return self.problems.get(f"{movie_id}{SUFFIX}")
+        return self.problems.get(vector_name(movie_id))
 
     def done(self, k: int) -> bool:
         return self.state[k] in (SOUND, TRUSTED)
@@ -497,12 +495,8 @@ class Index:
         scan.state[positions[same & sound]] = TRUSTED
         for i in np.flatnonzero(same & ~sound):
             scan.state[positions[i]] = BAD
-            scan.problems[f"{scan.ids[positions[i]]}{SUFFIX}"] = self.problems[i]
+            scan.problems[vector_name(scan.ids[positions[i]])] = self.problems[i]
         return bool(same[sound].all())
-
-
-def log_path(output: Path | str, info: ModelInfo) -> Path:
-    return Path(output) / f"log_{info.folder}.txt"
 
 
 def log_line(model: str, movie_id: str, status: str, reason: str) -> str:
@@ -538,17 +532,6 @@ def read_log_file(path: Path) -> Iterator[LogEntry]:
         entry = parse_log_line(line)
         if entry is not None:
             yield entry
-
-
-def table_paths(output: Path | str, info: ModelInfo) -> dict[str, Path]:
-    """Source → the consolidated table of that format, in the order readers prefer them."""
-    return {source: Path(output) / f"{info.consolidated_name}{suffix}" for source, suffix in TABLE_SUFFIXES.items()}
-
-
-
-
-def index_path(output: Path | str, info: ModelInfo) -> Path:
-    return Path(output) / f"{info.consolidated_name}.index.npz"
 
 
 def table_metadata(source: str, path: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from m3l.models import ModelInfo
 from m3l.store.files import OutputError, open_regular
-from m3l.store.writer import TEMP_SUFFIX
+from m3l.store.layout import ModelLayout
 
 
 def _lock_holder(fd: int) -> str:
@@ -27,7 +27,7 @@ def model_lock(output: Path, info: ModelInfo) -> Iterator[None]:
     is computed twice. The kernel drops the lock when its holder dies, even by
     SIGKILL; the temporary files such a death left behind are removed here.
     """
-    path = Path(output) / f".{info.folder}.lock"
+    path = ModelLayout(output, info).lock
     fd = open_regular(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
@@ -56,14 +56,7 @@ def model_locks(output: Path, infos: Iterable[ModelInfo]) -> Iterator[None]:
         yield
 
 
-def temporaries(output: Path, info: ModelInfo) -> list[Path]:
-    """Temporary files of this model's writes: left only by a run that was killed mid-write."""
-    output = Path(output)
-    return sorted([*(output / info.folder).glob(f".*{TEMP_SUFFIX}"),
-                   *output.glob(f".{info.consolidated_name}.*{TEMP_SUFFIX}")])
-
-
 def remove_temporaries(output: Path, info: ModelInfo) -> None:
     """Only safe under the model's lock: no live run is writing them."""
-    for path in temporaries(output, info):
+    for path in ModelLayout(output, info).temporaries():
         path.unlink(missing_ok=True)

@@ -1,7 +1,7 @@
 """Provenance: what produced a model's vectors, kept in the model's output folder so one folder never
 silently mixes vectors of two different models.
 
-`<output>/<folder>/provenance.jsonl` holds JSON lines. The first record is the folder's
+`<output>/<folder>/provenance.jsonl` (`ModelLayout.provenance`) holds JSON lines. The first record is the folder's
 provenance: model name, weights digest (of the weight files' SHA-256 as they are now),
 recipe version, precision, device type and the versions of the libraries that change
 numbers. A run whose weights, recipe, precision or library minor versions
@@ -29,7 +29,6 @@ from pathlib import Path
 from m3l.errors import UserError
 from m3l.store.files import OutputError, open_regular
 
-FILE_NAME = "provenance.jsonl"
 METADATA_KEY = "m3l_provenance"  # Parquet schema metadata key and HDF5 attribute: the JSON of `summary()`
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "torchvision", "av")
 NUMBERS = ("model", "weights", "recipe", "precision")  # a change in any of these changes the vectors
@@ -78,9 +77,10 @@ def differences(old: dict, new: dict) -> tuple[list[str], list[str]]:
     return changing, warning
 
 
-def metadata(folder: Path) -> dict[str, str]:
-    """The consolidated tables' provenance entry (Parquet schema metadata, HDF5 attributes); empty if unrecorded."""
-    summary = ProvenanceLog(folder).summary()
+def metadata(path: Path) -> dict[str, str]:
+    """The consolidated tables' provenance entry (Parquet schema metadata, HDF5 attributes) from the provenance
+    file at `path`; empty if unrecorded."""
+    summary = ProvenanceLog(path).summary()
     return {METADATA_KEY: json.dumps(summary, sort_keys=True)} if summary else {}
 
 
@@ -104,11 +104,10 @@ def _parsed(text: bytes) -> dict | None:
 
 
 class ProvenanceLog:
-    """The provenance file of one model's output folder."""
+    """The provenance file of one model's output folder, at `path`."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.path = self.folder / FILE_NAME
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
 
     def lines(self) -> list[dict]:
         """Every line of the file; one that is not a provenance line (damaged, or crafted) is a UserError."""
@@ -173,7 +172,7 @@ class ProvenanceLog:
         records = self.records()
         if not records:
             if present and not adopt_as:
-                raise UserError(f"{self.folder} holds {len(present)} vectors and no provenance record: what made "
+                raise UserError(f"{self.path.parent} holds {len(present)} vectors and no provenance record: what made "
                                 "them is unknown; add --adopt-as LABEL (e.g. m3l-published) to record them as "
                                 "adopted under LABEL beside this run's own, or write elsewhere with --output DIR")
             adopted = [{"adopted": adopt_as, "ids": sorted(present)}] if present else []
@@ -186,7 +185,7 @@ class ProvenanceLog:
         if not changing:
             return None
         if not allow_mixed:
-            raise UserError(f"{self.folder} holds {current['model']} vectors made with different "
+            raise UserError(f"{self.path.parent} holds {current['model']} vectors made with different "
                             f"{'; '.join(changing)}; write elsewhere with --output DIR, or add --allow-mixed "
                             f"to mix them (every id written is logged in {self.path})")
         name = digest(current)

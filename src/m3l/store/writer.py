@@ -26,12 +26,12 @@ import numpy as np
 from m3l.catalog import id_problem, printable
 from m3l.errors import UserError
 from m3l.models import ModelInfo
-from m3l.models.spec import MARKER, SpecInfo, marker, read_marker, recorded_marker
+from m3l.models.spec import SpecInfo, marker
 from m3l.store.files import OutputError, open_regular, real_folder
-from m3l.store.format import DIRECTORY, FolderScan, Index, check_marker_dim, index_path, log_line, log_path
+from m3l.store.format import DIRECTORY, FolderScan, Index, check_marker_dim, log_line
+from m3l.store.layout import MARKER, ModelLayout, marker_bytes, read_marker, recorded_marker, temporary_affixes
 from m3l.store.provenance import ProvenanceLog
 
-TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -43,8 +43,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
     Readers therefore see the old file or the whole new one, never a partial one; an
     OSError on the way (ENOSPC, EROFS, ...) becomes an `OutputError`.
     """
+    prefix, suffix = temporary_affixes(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as error:
         raise OutputError(path, error) from None
     os.close(fd)
@@ -111,9 +112,9 @@ class FeatureStore:
         matrix of the run's vectors); off when no consolidation follows."""
         self.info = info
         self.lend_written = lend_written
-        self.output = Path(output)
-        self.folder = self.output / info.folder
-        self.log_path = log_path(self.output, info)
+        self.layout = ModelLayout(output, info)
+        self.folder = self.layout.folder
+        self.log_path = self.layout.log
         real_folder(self.folder)
         os.close(open_regular(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
         self.summary = Summary(info.folder)
@@ -132,13 +133,13 @@ class FeatureStore:
         """Refuse (UserError) to write vectors of another provenance than the folder's, unless `allow_mixed`,
         or into a folder of vectors without provenance, unless `adopt_as` (see m3l.store.provenance)."""
         present = FolderScan(self.folder, self.info.dim).ids
-        self.mixed = ProvenanceLog(self.folder).claim(provenance, allow_mixed, present, adopt_as)
+        self.mixed = ProvenanceLog(self.layout.provenance).claim(provenance, allow_mixed, present, adopt_as)
 
     def path(self, movie_id: str) -> Path:
         problem = id_problem(movie_id)
         if problem:  # catalogue readers reject these first; a path is never built from one
             raise ValueError(f"{problem}: {printable(movie_id)}")
-        return self.folder / f"{movie_id}.json"
+        return self.layout.vector(movie_id)
 
     def log(self, movie_id: str, status: str, reason: str) -> None:
         line = log_line(self.info.folder, movie_id, status, reason).encode("utf-8")
@@ -170,7 +171,7 @@ class FeatureStore:
         last consolidation does not vouch for. A file that is not a complete vector is logged and
         recomputed; a directory in the way of `<id>.json` is logged as this id's failure."""
         self.scan = FolderScan(self.folder, self.info.dim)
-        index = Index.load(index_path(self.output, self.info))
+        index = Index.load(self.layout.index)
         if index is not None:
             index.apply(self.scan)
         self.scan.read(k for k in map(self.scan.position.get, ids) if k is not None)
@@ -183,10 +184,10 @@ class FeatureStore:
                 continue
             problem = self.scan.problem(movie_id)
             if problem == DIRECTORY:
-                self.fail(movie_id, f"{movie_id}.json is a directory: remove it to compute this id")
+                self.fail(movie_id, f"{self.path(movie_id).name} is a directory: remove it to compute this id")
                 continue
             if problem:
-                self.log(movie_id, "recompute", f"existing {movie_id}.json: {problem}")
+                self.log(movie_id, "recompute", f"existing {self.path(movie_id).name}: {problem}")
             todo.append(movie_id)
         return todo
 
@@ -195,7 +196,7 @@ class FeatureStore:
         that changes (a marker written before the modality was recorded gains it): a write to the folder
         makes its tables look out of date."""
         if recorded_marker(self.folder) != marker(info):
-            atomic_write_bytes(self.folder / MARKER, json.dumps(marker(info)).encode())
+            atomic_write_bytes(self.layout.marker, marker_bytes(info))
         self.info = info
 
     def write(self, movie_id: str, vector: np.ndarray) -> None:

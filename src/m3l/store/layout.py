@@ -1,0 +1,168 @@
+"""Every name under an output folder, built here and nowhere else.
+
+Per model (`ModelLayout`), under the output root:
+- `<folder>/<id>.json`, one vector per movie; `<folder>/provenance.jsonl`, what produced them;
+  `<folder>/.m3l-spec`, a spec model's marker (its spec and dimension);
+- `log_<folder>.txt`, one line per event; `.<folder>.lock`, held by the run writing the model;
+- `<modality>_embeddings_<name>.parquet` and `.h5`, the consolidated tables, and
+  `<modality>_embeddings_<name>.index.npz`, the index of the last consolidation;
+- `.<final file name>.<random>.tmp`, a file being written (see `temporary_affixes`).
+
+For the whole root (`FeatureRoot`): the models found there and, as files of a run rather
+than of a model are added, their names (today `report.html`). Readers look models up
+through `FeatureRoot`, which knows the root, so a spec model's dimension always comes from
+the marker in its folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from m3l.errors import UserError
+from m3l.models import ModelInfo, lookup, resolve, spec
+
+VECTOR_SUFFIX = ".json"
+PROVENANCE = "provenance.jsonl"
+MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ...}
+TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
+TEMP_SUFFIX = ".tmp"
+REPORT = "report.html"
+
+
+def vector_name(movie_id: str) -> str:
+    return f"{movie_id}{VECTOR_SUFFIX}"
+
+
+def vector_id(name: str) -> str | None:
+    """The id whose vector file is called `name`; None for a name no vector file has."""
+    return name[:-len(VECTOR_SUFFIX)] if name.endswith(VECTOR_SUFFIX) and not name.startswith(".") else None
+
+
+def temporary_affixes(final: Path) -> tuple[str, str]:
+    """The prefix and suffix (for `tempfile.mkstemp`) of a temporary that becomes `final`: its random middle
+    has no dot, so `.a.parquet.x1y2.tmp` can never be taken for a temporary of `a.parquet.x1y2`."""
+    return f".{final.name}.", TEMP_SUFFIX
+
+
+def _temporaries_of(final: Path) -> list[Path]:
+    prefix, suffix = temporary_affixes(final)
+    own = re.compile(re.escape(prefix) + r"[^.]+" + re.escape(suffix))
+    return [path for path in final.parent.glob(f"{glob.escape(prefix)}*{suffix}") if own.fullmatch(path.name)]
+
+
+def _table_stem(modality: str, name: str) -> str:
+    return f"{modality}_embeddings_{name}"
+
+
+class ModelLayout:
+    """The paths of one model's files under an output root."""
+
+    def __init__(self, output: Path | str, info: ModelInfo) -> None:
+        self.output = Path(output)
+        self.info = info
+        self.name = info.folder  # names the model's folder, log and lock
+        # The published tables of the twelve are named by model, a spec model's by its path-safe folder
+        self.table_stem = _table_stem(info.modality, info.folder if isinstance(info, spec.SpecInfo) else info.name)
+        self.folder = self.output / self.name
+        self.log = self.output / f"log_{self.name}.txt"
+        self.lock = self.output / f".{self.name}.lock"
+        self.index = self.output / f"{self.table_stem}.index.npz"
+        self.marker = self.folder / MARKER
+        self.provenance = self.folder / PROVENANCE
+
+    @property
+    def tables(self) -> dict[str, Path]:
+        """Source → the consolidated table of that format, in the order readers prefer them."""
+        return {source: self.output / f"{self.table_stem}{suffix}" for source, suffix in TABLE_SUFFIXES.items()}
+
+    def table_names(self) -> str:
+        return f"{self.table_stem}{'/'.join(TABLE_SUFFIXES.values())}"
+
+    def vector(self, movie_id: str) -> Path:
+        return self.folder / vector_name(movie_id)
+
+    def has_vectors(self) -> bool:
+        return any(self.folder.glob(f"*{VECTOR_SUFFIX}"))
+
+    def has_features(self) -> bool:
+        """A JSON folder or a consolidated table is there."""
+        return self.folder.is_dir() or any(path.is_file() for path in self.tables.values())
+
+    def temporaries(self) -> list[Path]:
+        """Temporary files of this model's writes, left only by a run killed mid-write: any in its own
+        folder, and beside the root's files only those of a file this model owns."""
+        inside = self.folder.glob(f".*{TEMP_SUFFIX}")
+        beside = (path for final in [*self.tables.values(), self.index] for path in _temporaries_of(final))
+        return sorted([*inside, *beside])
+
+
+def recorded_marker(folder: Path) -> dict | None:
+    """The JSON object of a model folder's marker; None when there is no readable one."""
+    try:  # a link or FIFO planted at the marker's name is no marker: never followed or waited on
+        fd = os.open(Path(folder) / MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            recorded = json.loads(handle.read(1 << 16))
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def read_marker(folder: Path) -> spec.SpecInfo | None:
+    """The SpecInfo recorded in a model folder (see `m3l.models.spec.from_marker`); None for other folders."""
+    folder = Path(folder)
+    recorded = recorded_marker(folder)
+    return None if recorded is None else spec.from_marker(recorded, folder.name, lambda: _table_modality(folder))
+
+
+def _table_modality(folder: Path) -> str | None:
+    """The modality in the name of a folder's consolidated files, `<modality>_embeddings_<folder>.*`."""
+    from m3l.modalities import MODALITIES
+
+    return next((modality for modality in MODALITIES
+                 if any(folder.parent.glob(f"{_table_stem(modality, glob.escape(folder.name))}.*"))), None)
+
+
+def marker_bytes(info: spec.SpecInfo) -> bytes:
+    return json.dumps(spec.marker(info)).encode()
+
+
+class FeatureRoot:
+    """An output root as readers see it: its models, looked up with the root so that a spec model's
+    folder names it and its marker gives its dimension."""
+
+    def __init__(self, output: Path | str) -> None:
+        self.output = Path(output)
+        self.report = self.output / REPORT
+
+    def recorded(self, folder_name: str) -> spec.SpecInfo | None:
+        """The spec model whose marker is in the folder `folder_name`, if any."""
+        return read_marker(self.output / folder_name)
+
+    def resolve(self, names: list[str] | None, modality: str | None = None) -> list[ModelInfo]:
+        """`m3l.models.resolve` under this root."""
+        return resolve(names, modality, self.recorded)
+
+    def lookup(self, model: str | ModelInfo) -> ModelInfo:
+        """`m3l.models.lookup` under this root; a spec model given without its dimension gets the marker's."""
+        if isinstance(model, spec.SpecInfo) and not model.dim:
+            return self.recorded(model.folder) or model
+        return lookup(model, recorded=self.recorded)
+
+    def layout(self, model: str | ModelInfo) -> ModelLayout:
+        return ModelLayout(self.output, self.lookup(model))
+
+    def found(self) -> list[ModelInfo]:
+        """The models with a JSON folder or a consolidated table here, in table order, then the spec
+        models' folders by name."""
+        from m3l.models import MODELS
+
+        table = [info for info in MODELS.values() if ModelLayout(self.output, info).has_features()]
+        markers = sorted(self.output.glob(f"*/{MARKER}"))
+        return table + [info for info in map(read_marker, (marker.parent for marker in markers)) if info is not None]
