@@ -225,12 +225,18 @@ def test_mirror_download_resumes_a_cut_connection_and_writes_a_manifest(hub, tmp
     assert manifest["files"] == {path.name: {"size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}}
 
 
-def test_a_killed_download_resumes_and_its_leftovers_go(hub, tmp_path, monkeypatch, online):
+def vgg_entry_folder(hub, tmp_path, monkeypatch):
+    """A store on the mirror, the vgg file's entry and payload, and its place, whose folder exists."""
     monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
     entry, payload = vgg_file(hub)
     store = ModelStore(tmp_path)
     target = store.path(entry)
     target.parent.mkdir(parents=True)
+    return store, entry, payload, target
+
+
+def test_a_killed_download_resumes_and_its_leftovers_go(hub, tmp_path, monkeypatch, online):
+    store, entry, payload, target = vgg_entry_folder(hub, tmp_path, monkeypatch)
     (target.parent / f".{target.name}.partial").write_bytes(payload[:1000])
     (target.parent / f".{target.name}.x7k2").mkdir()  # an older temporary
     store.require((entry,), "fill it")
@@ -239,11 +245,7 @@ def test_a_killed_download_resumes_and_its_leftovers_go(hub, tmp_path, monkeypat
 
 
 def test_a_download_leaves_the_staging_of_an_entry_named_longer_alone(hub, tmp_path, monkeypatch, online):
-    monkeypatch.setenv("M3L_DOWNLOAD_MIRROR", hub.url + "/mirror")
-    entry, payload = vgg_file(hub)
-    store = ModelStore(tmp_path)
-    target = store.path(entry)
-    target.parent.mkdir(parents=True)
+    store, entry, _, target = vgg_entry_folder(hub, tmp_path, monkeypatch)
     theirs = [f".{target.name}.v2.partial", f".{target.name}.v2.MANIFEST.json.x7k2.tmp"]  # `<name>.v2`'s download
     for name in theirs:
         (target.parent / name).write_bytes(b"in flight")
