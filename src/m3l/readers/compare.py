@@ -21,7 +21,7 @@ import numpy as np
 from m3l.errors import UserError
 from m3l.models import ModelInfo, resolve, spec
 from m3l.readers.features import load_features, provenance
-from m3l.store.layout import VECTOR_SUFFIX, FeatureRoot, read_marker
+from m3l.store.layout import VECTOR_SUFFIX, FeatureRoot, ModelLayout, read_marker
 
 # Relative difference allowed per arithmetic: fp32 runs differ by float noise (about 1e-6, more on
 # another device's kernels); tf32 and float16 autocast by about 1e-3 of a vector's scale.
@@ -99,8 +99,8 @@ def compare_model(a: Side, b: Side, tolerance: float | None = None) -> ModelComp
     ids_a, matrix_a = load_features(a.root, a.info)
     ids_b, matrix_b = load_features(b.root, b.info)
     if matrix_a.shape[1] != matrix_b.shape[1]:
-        raise UserError(f"{a.info.name}: vectors of {matrix_a.shape[1]} values in {a.root / a.info.folder} "
-                        f"but {matrix_b.shape[1]} in {b.root / b.info.folder}: not the same model")
+        raise UserError(f"{a.info.name}: vectors of {matrix_a.shape[1]} values in {ModelLayout(a.root, a.info).folder} "
+                        f"but {matrix_b.shape[1]} in {ModelLayout(b.root, b.info).folder}: not the same model")
     limit, basis = ((tolerance, "given") if tolerance is not None
                     else default_tolerance(a.info.name, (a.precision(), b.precision())))
     result = ModelComparison(a.info.name, a.info.dim, limit, basis)

@@ -8,10 +8,11 @@ Per model (`ModelLayout`), under the output root:
   `<modality>_embeddings_<name>.index.npz`, the index of the last consolidation;
 - `.<final file name>.<random>.tmp`, a file being written (see `temporary_affixes`).
 
-For the whole root (`FeatureRoot`): the models found there and, as files of a run rather
-than of a model are added, their names (today `report.html`). Readers look models up
-through `FeatureRoot`, which knows the root, so a spec model's dimension always comes from
-the marker in its folder.
+For the whole root (`FeatureRoot`): the models found there, `report.html`, and the records
+of the runs, `run_<timestamp>.toml` (each run's resolved config) and `runs.jsonl`; a file of
+the root rather than of one model gets its name there. Readers look models up through
+`FeatureRoot`, which knows the root, so a spec model's dimension always comes from the
+marker in its folder.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ..
 TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
 TEMP_SUFFIX = ".tmp"
 REPORT = "report.html"
+RUNS_LOG = "runs.jsonl"
+_RUN_CONFIG = re.compile(r"run_\d{8}T\d{6}Z(-\d+)?\.toml")
 
 
 def vector_name(movie_id: str) -> str:
@@ -140,6 +143,15 @@ class FeatureRoot:
     def __init__(self, output: Path | str) -> None:
         self.output = Path(output)
         self.report = self.output / REPORT
+        self.runs_log = self.output / RUNS_LOG
+
+    def run_config(self, stamp: str, number: int = 1) -> Path:
+        """The resolved config of the run started at `stamp`, the `number`-th started in that second."""
+        return self.output / f"run_{stamp}{'' if number == 1 else f'-{number}'}.toml"
+
+    def is_run_config(self, path: Path) -> bool:
+        """Whether `path` is a run config written into this root (a run started by extract_all.py)."""
+        return bool(_RUN_CONFIG.fullmatch(path.name)) and path.absolute().parent == self.output.absolute()
 
     def recorded(self, folder_name: str) -> spec.SpecInfo | None:
         """The spec model whose marker is in the folder `folder_name`, if any."""

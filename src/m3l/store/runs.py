@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,26 +18,18 @@ from typing import Any
 
 from m3l.errors import UserError
 from m3l.store.files import OutputError, open_regular
-
-RUNS_LOG = "runs.jsonl"
-_RUN_CONFIG = re.compile(r"run_\d{8}T\d{6}Z(-\d+)?\.toml")
+from m3l.store.layout import FeatureRoot
 
 
 def timestamp(seconds: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(seconds))
 
 
-def is_run_config(output: Path, config: Path | None) -> bool:
-    """Whether `config` is a run config written into `output` (a run started by extract_all.py)."""
-    return config is not None and bool(_RUN_CONFIG.fullmatch(config.name)) and \
-        config.absolute().parent == output.absolute()
-
-
 def write_config(output: Path, text: str, started: float) -> Path:
     """A new `run_<timestamp>.toml` holding `text` (`-2`, `-3`... after the timestamp for runs started
     in the same second)."""
     for number in itertools.count(1):
-        path = output / f"run_{timestamp(started)}{'' if number == 1 else f'-{number}'}.toml"
+        path = FeatureRoot(output).run_config(timestamp(started), number)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except FileExistsError:
@@ -56,7 +47,7 @@ def write_config(output: Path, text: str, started: float) -> Path:
 
 def append_run(output: Path, record: dict[str, Any]) -> None:
     """One line in runs.jsonl, written with one append, so runs ending together never mix their lines."""
-    path = output / RUNS_LOG
+    path = FeatureRoot(output).runs_log
     fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(fd, (json.dumps(record, ensure_ascii=False) + "\n").encode())
@@ -73,7 +64,8 @@ def recorded(output: Path, command: str, config: Path | None, resolved: str,
     runs.jsonl when it ends, however it ends. The line is yielded: its `run_config` names the config
     written; an `outcome` set in the block stands."""
     started = time.time()
-    written = config if is_run_config(output, config) else write_config(output, resolved, started)
+    written = config if config is not None and FeatureRoot(output).is_run_config(config) else \
+        write_config(output, resolved, started)
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "command": command,
               "config": None if config is None else str(config.absolute()), "run_config": written.name,
               "models": models, "outcome": None}
