@@ -101,7 +101,7 @@ def hang(item):
     time.sleep(600)
 
 stream = prepared_stream(PreparedItems([Item(str(i), "") for i in range(4)], hang, [[]] * 4), 2, 1)
-print(*(worker.pid for worker in stream._workers), flush=True)
+print(Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text(), flush=True)  # the two workers
 while len(list(ready.iterdir())) < 2:  # both workers are in `hang`, however slowly they started
     time.sleep(0.01)
 os.kill(os.getpid(), signal.SIGKILL)

@@ -23,6 +23,7 @@ from typing import Any
 
 from m3l.catalog import Item
 from m3l.engines.pipeline import Batcher, Plan, Prepared, Recorder, feed, load_encoders, prepare
+from m3l.media import NoSharedMemory
 from m3l.models.base import Encoder
 from m3l.progress import NewCounter
 from m3l.store.writer import FeatureStore
@@ -37,9 +38,21 @@ class PreparedItems:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[str, Prepared, tuple[str, ...]]:
+    def __getitem__(self, index: int) -> tuple[str, Prepared | None, tuple[str, ...]]:
+        """In a loader worker, None for an item too large for the room left in /dev/shm."""
         item = self.items[index]
-        return (item.id, *prepare(item, self.loader, self.wanted[index]))
+        try:
+            return (item.id, *prepare(item, self.loader, self.wanted[index]))
+        except NoSharedMemory as error:
+            return item.id, None, (f"prepared in the main process: no room in /dev/shm for {error}",)
+
+    def in_main_process_where_asked(self, stream: Iterator) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
+        """The workers' items in order, those they had no shared memory for prepared here."""
+        for index, (movie_id, prepared, warnings) in enumerate(stream):
+            if prepared is None:
+                movie_id, prepared, own = self[index]
+                warnings += own
+            yield movie_id, prepared, warnings
 
 
 def _identity(batch: Any) -> Any:
@@ -106,8 +119,9 @@ def prepared_stream(dataset: PreparedItems, workers: int,
         return map(dataset.__getitem__, range(len(dataset)))
     from torch.utils.data import DataLoader
 
-    return iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
-                           prefetch_factor=prefetch, worker_init_fn=partial(_init_worker, os.getpid())))
+    started = iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
+                              prefetch_factor=prefetch, worker_init_fn=partial(_init_worker, os.getpid())))
+    return dataset.in_main_process_where_asked(started)
 
 
 def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],

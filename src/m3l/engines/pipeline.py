@@ -20,6 +20,7 @@ import numpy as np
 
 from m3l.catalog import Item
 from m3l.errors import UserError
+from m3l.media import NoSharedMemory
 from m3l.models.base import Encoder, use_precision
 from m3l.progress import NewCounter
 from m3l.store.writer import FeatureStore
@@ -68,12 +69,15 @@ Outcome = "np.ndarray | Failure"  # an item's vector for one model, or why it ha
 
 
 def prepare(item: Item, loader: Callable[[Item], Any], encoders: list[Encoder]) -> tuple[Prepared, tuple[str, ...]]:
-    """One item's samples per encoder and its media's warnings. Runs in loader workers; never raises.
+    """One item's samples per encoder and its media's warnings. Runs in loader workers; raises only
+    NoSharedMemory (the worker's engine then prepares the item in its own process).
 
     Media may carry a `warnings` tuple: caveats logged for the item, which is still used.
     """
     try:
         media = loader(item)
+    except NoSharedMemory:
+        raise
     except Exception as error:  # noqa: BLE001 - any decoding error is this item's failure
         return {encoder.info.folder: Failure(describe(error)) for encoder in encoders}, ()
     prepared: Prepared = {}

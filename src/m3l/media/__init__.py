@@ -14,6 +14,10 @@ from m3l.catalog import REGULAR, path_kind
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default decompression-bomb threshold (Image.MAX_IMAGE_PIXELS)
 
 
+class NoSharedMemory(Exception):
+    """A loader worker found no room in /dev/shm for an item's data: the main process prepares it instead."""
+
+
 @dataclass(frozen=True)
 class LoaderOptions:
     """The command-line options loaders take (only the image loader has any)."""

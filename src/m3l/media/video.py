@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from m3l.catalog import Item
-from m3l.media import LoaderOptions
+from m3l.media import LoaderOptions, NoSharedMemory
 from m3l.media.container import Deadline, open_media
 
 MAX_SECONDS = 30
@@ -83,7 +83,10 @@ class _Buffers:
         self.pool = [(frames, busy) for frames, busy in self.pool if busy.item()]
         frames, busy = torch.empty(shape, dtype=torch.uint8), torch.ones(1, dtype=torch.uint8)
         if get_worker_info() is not None:
-            frames.share_memory_(), busy.share_memory_()
+            try:
+                frames.share_memory_(), busy.share_memory_()
+            except RuntimeError as error:  # "unable to allocate shared memory(shm) ..."
+                raise NoSharedMemory(f"{frames.nbytes / 2**20:.0f} MB of frames: {error}") from None
         self.pool.append((frames, busy))
         return Frames(frames, busy)
 
@@ -148,15 +151,19 @@ def _frames_until_done(container, stream, wanted: int, warnings: list[str]):
 
 
 class _FrameBuffer:
-    """Room for every kept frame, allocated at the first one (its size fixes the trailer's size)."""
+    """Room for the kept frames, allocated at the first one (its size fixes the trailer's size): for as
+    many as the stream's header announces (a 2-frame trailer needs no room for 160), grown to
+    `capacity` where the header announced fewer or nothing."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity, self.used = capacity, 0
+    def __init__(self, capacity: int, announced: int) -> None:
+        self.capacity, self.rows, self.used = capacity, min(capacity, announced) or capacity, 0
         self.buffer: Frames | None = None
 
     def append(self, frame, index: int, warnings: list[str]) -> int:
         if self.buffer is None:
-            self.buffer = _BUFFERS.take((self.capacity, frame.height, frame.width, 3))
+            self.buffer = _BUFFERS.take((self.rows, frame.height, frame.width, 3))
+        elif self.used == len(self.buffer.tensor):
+            self.buffer = self._copy(self.capacity)
         height, width = self.buffer.tensor.shape[1:3]
         if (frame.height, frame.width) != (height, width):
             if not any(w.startswith("frame size changed") for w in warnings):
@@ -171,20 +178,26 @@ class _FrameBuffer:
     def kept(self) -> Frames:
         """The filled rows; a copy when the trailer ended early, so that no unused room travels."""
         assert self.buffer is not None
-        if self.used == self.capacity:
-            return self.buffer
-        return Frames(self.buffer.tensor[:self.used].clone())  # the buffer is free again once dropped
+        return self.buffer if self.used == len(self.buffer.tensor) else self._copy(self.used)
+
+    def _copy(self, rows: int) -> Frames:
+        """A buffer of `rows` rows holding the filled ones (the current buffer is free again once dropped)."""
+        assert self.buffer is not None
+        copy = _BUFFERS.take((rows, *self.buffer.tensor.shape[1:]))
+        copy.tensor[:self.used] = self.buffer.tensor[:self.used]
+        return copy
 
 
-def _kept_frames(plans: tuple[FramePlan, ...]) -> int:
-    return sum(1 for index in range(max(plan.frames for plan in plans)) if any(plan.wants(index) for plan in plans))
+def _kept_frames(plans: tuple[FramePlan, ...], decoded: int | None = None) -> int:
+    """How many of the first `decoded` frames (by default all the plans use) some plan keeps."""
+    end = max(plan.frames for plan in plans) if decoded is None else decoded
+    return sum(1 for index in range(end) if any(plan.wants(index) for plan in plans))
 
 
 def decode(path: Path, plans: tuple[FramePlan, ...]) -> DecodedVideo:
     """Decode once, keep each frame any plan wants (once), note its row for every plan that wants it."""
     warnings: list[str] = []
     wanted = max(plan.frames for plan in plans)
-    buffer = _FrameBuffer(_kept_frames(plans))
     rows: dict[str, list[int]] = {plan.name: [] for plan in plans}
     count = 0
     with open_media(path) as container:
@@ -192,6 +205,7 @@ def decode(path: Path, plans: tuple[FramePlan, ...]) -> DecodedVideo:
             kinds = ", ".join(sorted({stream.type for stream in container.streams})) or "none"
             raise ValueError(f"no video stream in {path.name} (streams: {kinds})")
         stream = container.streams.video[0]
+        buffer = _FrameBuffer(_kept_frames(plans), _kept_frames(plans, min(wanted, stream.frames)))
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = DECODE_THREADS
         for index, frame in enumerate(_frames_until_done(container, stream, wanted, warnings)):
