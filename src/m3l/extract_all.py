@@ -32,11 +32,11 @@ from m3l.errors import UserError
 from m3l.modalities import MODALITIES
 from m3l.progress import Figures, combined, parse
 from m3l.store import runs
+from m3l.store.layout import FeatureRoot
 from m3l.store.writer import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
-PROGRESS_FILE = "progress.json"
 # --parallel runs the modalities of a wave together: text's and video's time goes to inference and to
 # decoding trailers, image's and audio's to small decodes and mid-size models (docs/config.md).
 PARALLEL_WAVES = (("text", "video"), ("image", "audio"))
@@ -69,8 +69,8 @@ class Step:
 class Run:
     """Starts the steps, passes their output on, gathers their progress, forwards signals."""
 
-    def __init__(self, output: Path, run_config: str, interval: float, skipped: dict[str, str]) -> None:
-        self.output, self.run_config, self.interval, self.skipped = output, run_config, interval, skipped
+    def __init__(self, root: FeatureRoot, run_config: str, interval: float, skipped: dict[str, str]) -> None:
+        self.root, self.run_config, self.interval, self.skipped = root, run_config, interval, skipped
         self.steps: dict[str, Step] = {}
         self.stopping: int | None = None  # the signal that stops the run
         self.lock = threading.Lock()  # the steps' figures, progress.json and our output lines
@@ -156,7 +156,7 @@ class Run:
             skipped = {name: {"state": "skipped", "why": why} for name, why in self.skipped.items()}
             snapshot = {"updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "run_config": self.run_config, "steps": {**skipped, **steps}}
-            atomic_write_bytes(self.output / PROGRESS_FILE, json.dumps(snapshot, indent=1).encode() + b"\n")
+            atomic_write_bytes(self.root.progress, json.dumps(snapshot, indent=1).encode() + b"\n")
 
     def failed(self) -> list[str]:
         return [name for name, step in self.steps.items() if step.state != "finished"]
@@ -245,7 +245,8 @@ def run_all(args: argparse.Namespace, sections: dict[str, tuple[argparse.Argumen
                                "--config", str(output / run_config)]) for name in sections}
     waves = [[steps[name] for name in wave if name in steps]
              for wave in (PARALLEL_WAVES if args.parallel else [[name] for name in MODALITIES])]
-    run = Run(output, run_config, min(parsed.progress_every for _, parsed in sections.values()), skipped)
+    interval = min(parsed.progress_every for _, parsed in sections.values())
+    run = Run(FeatureRoot(output), run_config, interval, skipped)
     previous = {signum: signal.signal(signum, run.stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         run.run([*waves, *([step] for step in final_steps(args.venvs / next(iter(sections)) / "bin" / "python",
@@ -262,5 +263,5 @@ def run_all(args: argparse.Namespace, sections: dict[str, tuple[argparse.Argumen
         return 128 + run.stopping
     failed = run.failed()
     print(f"extract_all: {'OK' if not failed else 'problems in ' + ', '.join(failed)} (progress: "
-          f"{output / PROGRESS_FILE})", flush=True)
+          f"{run.root.progress})", flush=True)
     return 1 if failed else 0

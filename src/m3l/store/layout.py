@@ -8,11 +8,11 @@ Per model (`ModelLayout`), under the output root:
   `<modality>_embeddings_<name>.index.npz`, the index of the last consolidation;
 - `.<final file name>.<random>.tmp`, a file being written (see `temporary_affixes`).
 
-For the whole root (`FeatureRoot`): the models found there, `report.html`, and the records
-of the runs, `run_<timestamp>.toml` (each run's resolved config) and `runs.jsonl`; a file of
-the root rather than of one model gets its name there. Readers look models up through
-`FeatureRoot`, which knows the root, so a spec model's dimension always comes from the
-marker in its folder.
+For the whole root (`FeatureRoot`): the models found there, `report.html`, the records of
+the runs, `run_<timestamp>.toml` (each run's resolved config) and `runs.jsonl`, and
+extract_all.py's `progress.json`; a file of the root rather than of one model gets its name
+there. Readers look models up through `FeatureRoot`, which knows the root, so a spec
+model's dimension always comes from the marker in its folder.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ..
 TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
 TEMP_SUFFIX = ".tmp"
 REPORT = "report.html"
+PROGRESS = "progress.json"
 RUNS_LOG = "runs.jsonl"
 _RUN_CONFIG = re.compile(r"run_\d{8}T\d{6}Z(-\d+)?\.toml")
 
@@ -143,6 +144,7 @@ class FeatureRoot:
     def __init__(self, output: Path | str) -> None:
         self.output = Path(output)
         self.report = self.output / REPORT
+        self.progress = self.output / PROGRESS  # extract_all.py's figures of the run going on
         self.runs_log = self.output / RUNS_LOG
 
     def run_config(self, stamp: str, number: int = 1) -> Path:
