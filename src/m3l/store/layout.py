@@ -21,11 +21,11 @@ import glob
 import json
 import os
 import re
-import stat
 from pathlib import Path
 
 from m3l.errors import UserError
 from m3l.models import ModelInfo, lookup, resolve, spec
+from m3l.store.files import open_for_reading
 
 VECTOR_SUFFIX = ".json"
 PROVENANCE = "provenance.jsonl"
@@ -107,11 +107,11 @@ class ModelLayout:
 
 def recorded_marker(folder: Path) -> dict | None:
     """The JSON object of a model folder's marker; None when there is no readable one."""
-    try:  # a link or FIFO planted at the marker's name is no marker: never followed or waited on
-        fd = os.open(Path(folder) / MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = open_for_reading(Path(folder) / MARKER)  # a link or FIFO planted there is no marker
+    if fd is None:
+        return None
+    try:
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
             recorded = json.loads(handle.read(1 << 16))
     except (OSError, ValueError):
         return None
