@@ -16,7 +16,7 @@ from m3l.media.image import add_arguments as image_arguments
 DATA = Path(__file__).resolve().parents[2] / "data"
 # What to run first when a link file (URLs) is given as the catalogue; docs/media.md
 POSTER_DOWNLOAD = "python src/download_posters.py --links {links} --out media/poster, then --posters media/poster"
-TRAILER_DOWNLOAD = ("python src/download_trailers.py --links {links} --out media/trailers, "
+TRAILER_DOWNLOAD = (".venvs/download/bin/python src/download_trailers.py --links {links} --out media/trailers, "
                     "then --trailers media/trailers/trailers.tsv")
 
 

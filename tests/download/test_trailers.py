@@ -194,6 +194,24 @@ def test_user_mistakes_are_one_error_line_and_exit_2(tmp_path, case, expected):
     assert not (DATA / "trailers" / "new").exists()
 
 
+@pytest.mark.parametrize("extra", [[], ["--first-seconds", "31"]])
+def test_proxy_carries_every_request(tmp_path, web, clips, extra):
+    serve(web, "/a.mp4", clips["a"])
+    links = write_links(tmp_path / "links.tsv", {"1": "http://trailers.invalid/a.mp4"})  # resolvable by no one
+    result = download(links, tmp_path / "trailers", "--proxy", web.url, *extra)
+    assert statuses(result) == {"1": "downloaded"}, result.stdout
+    assert {host.removesuffix(":80") for host in web.proxied_hosts} == {"trailers.invalid"}
+
+
+def test_run_outside_the_download_venv_says_how_to_get_it(tmp_path):
+    links = write_links(tmp_path / "links.tsv", {"1": "http://127.0.0.1:9/1.mp4"})
+    result = subprocess.run([str(REPO / ".venvs" / "video" / "bin" / "python"), str(SRC / "download_trailers.py"),
+                             "--links", str(links), "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, **OTHER_VENV})
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "lacks yt_dlp, imageio_ffmpeg" in result.stderr and "make setup-download" in result.stderr
+
+
 def test_a_torn_manifest_line_is_dropped_and_later_records_stay_readable(tmp_path):
     from m3l.download.trailers import Ledger
 

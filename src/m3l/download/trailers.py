@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import importlib.util
 import json
 import os
 import random
@@ -403,7 +404,16 @@ class TrailerRun:
         return f"{self.log.finish()}" + (f"; not downloaded: {kinds}" if kinds else "")
 
 
+def require_download_venv() -> None:
+    """yt-dlp and FFmpeg live in the download venv alone: elsewhere, one line saying how to get it."""
+    missing = [name for name in ("yt_dlp", "imageio_ffmpeg") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"this Python ({sys.executable}) lacks {', '.join(missing)}: trailers download in their own "
+                        "venv: make setup-download, then .venvs/download/bin/python src/download_trailers.py ...")
+
+
 def download(args: argparse.Namespace) -> int:
+    require_download_venv()
     catalogue = run.selected(read_links(args.links), args)
     out = prepare_out(args.out)
     with folder_lock(out), ffmpeg_on_path() as ffmpeg_dir:
