@@ -2,7 +2,7 @@
 
 Per model (`ModelLayout`), under the output root:
 - `<folder>/<id>.json`, one vector per movie; `<folder>/provenance.jsonl`, what produced them;
-  `<folder>/.m3l-spec`, a spec model's marker (its spec and dimension);
+  `<folder>/.m3l-spec`, a spec model's marker (its spec, dimension and modality);
 - `log_<folder>.txt`, one line per event; `.<folder>.lock`, held by the run writing the model;
 - `<modality>_embeddings_<name>.parquet` and `.h5`, the consolidated tables, and
   `<modality>_embeddings_<name>.index.npz`, the index of the last consolidation;
@@ -29,7 +29,7 @@ from m3l.store.files import open_for_reading
 
 VECTOR_SUFFIX = ".json"
 PROVENANCE = "provenance.jsonl"
-MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ...}
+MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ..., "modality": ...}
 TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
 TEMP_SUFFIX = ".tmp"
 REPORT = "report.html"
