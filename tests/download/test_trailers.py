@@ -111,31 +111,39 @@ def test_youtube_messages_are_classed(message, kind):
     assert failure_class(DownloadError(message)) == kind
 
 
-def test_kill_mid_download_keeps_no_partial_trailer_and_the_rerun_resumes(tmp_path, web, clips):
+@pytest.mark.parametrize("source", ["direct", "dash"])
+def test_kill_mid_download_keeps_no_partial_trailer_and_the_rerun_resumes(tmp_path, web, clips, source):
     big = write_trailer(tmp_path / "big.mp4", 40)
-    urls = {"1": serve(web, "/a.mp4", clips["a"]), "2": serve(web, "/big.mp4", big)}
-    web.throttle["/big.mp4"], web.send_buffer = 0.3, 32 * 1024  # 64 KB every 0.3 s
+    if source == "direct":
+        url, slow, part = serve(web, "/big.mp4", big), "/big.mp4", "2.mp4.part"
+    else:  # video and audio apart, merged by yt-dlp: killed with the video in 2.f137.mp4, the audio half-way
+        url, slow, part = serve_dash(web, "/dash", big), "/dash/audio.m4a", "2.f140.m4a.part"
+    urls = {"1": serve(web, "/a.mp4", clips["a"]), "2": url}
+    web.throttle[slow], web.send_buffer = 0.3, 32 * 1024  # 64 KB every 0.3 s
     links, out = write_links(tmp_path / "links.tsv", urls), tmp_path / "trailers"
     process = subprocess.Popen([sys.executable, str(SRC / "download_trailers.py"), "--links", str(links), "--out",
                                 str(out), "--delay", "0"], cwd=REPO, env={**os.environ, **FAST},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    part = out / ".partial" / "2.mp4.part"
+    part = out / ".partial" / part
     deadline = time.monotonic() + 120
     while not (part.is_file() and part.stat().st_size > 64 * 1024):
         assert process.poll() is None and time.monotonic() < deadline, "the download ended before the kill"
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert (out / "1.mp4").is_file() and not (out / "2.mp4").exists()
+    assert sorted(path.name for path in out.iterdir()) == [".partial", "1.mp4", "download_manifest.jsonl"]
     kept = part.stat().st_size
     web.throttle.clear()
     asked_for_1 = web.gets("/a.mp4")
     result = download(links, out)
     assert statuses(result) == {"1": "already downloaded", "2": "downloaded"}
-    assert (out / "2.mp4").read_bytes() == big.read_bytes()
     assert web.gets("/a.mp4") == asked_for_1, "a finished trailer was downloaded twice"
-    resumed = [header for path, header in web.ranges if path == "/big.mp4"][-1]
+    resumed = [header for path, header in web.ranges if path == slow][-1]
     assert resumed is not None and int(resumed.removeprefix("bytes=").split("-")[0]) >= kept - 64 * 1024
+    if source == "direct":
+        assert (out / "2.mp4").read_bytes() == big.read_bytes()
+    else:
+        assert web.gets("/dash/video.mp4") == 1, "the finished video stream was downloaded again"
     assert sorted(path.name for path in (out / ".partial").iterdir()) == ["lock"]
     assert (out / "trailers.tsv").read_text() == "movie_id\ttrailer_path\n1\t1.mp4\n2\t2.mp4\n"
 
