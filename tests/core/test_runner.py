@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from m3l.catalog import Item
-from m3l.engines.local import run
+from m3l.engines.local import KILLED, run
 from m3l.models import ModelInfo
 from m3l.models.base import Encoder
 from m3l.store.writer import FeatureStore
@@ -79,6 +80,24 @@ def test_worker_processes_give_the_same_result_as_inline_decoding(tmp_path):
     assert sorted(inline) == sorted(workers) == sorted(sources)
     for movie_id, vector in inline.items():
         np.testing.assert_array_equal(workers[movie_id], vector, err_msg=movie_id)
+
+
+def _killed_on_oom(item: Item) -> str:
+    """The loader of a worker the kernel's OOM killer picks while it decodes the item "oom"."""
+    if item.source == "oom":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item.source
+
+
+def test_an_item_whose_loader_worker_is_killed_fails_alone_and_the_run_goes_on(tmp_path):
+    encoder, store = ToyEncoder(), FeatureStore(tmp_path, INFO)
+    sources = {str(i): f"{i}:{i}" for i in range(8)} | {"oom": "oom"} | {str(i): f"{i}:{i}" for i in range(8, 12)}
+    items = [Item(movie_id, source) for movie_id, source in sources.items()]
+    run(items, _killed_on_oom, [encoder], {"toy": store}, batch_size=3, workers=2)
+    assert sorted(read_vectors(tmp_path / "toy")) == sorted(set(sources) - {"oom"})
+    log = (tmp_path / "log_toy.txt").read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in log] == [f"oom failed {KILLED}"]
+    assert (store.summary.done, store.summary.failed) == (12, 1)
 
 
 def test_done_items_are_not_decoded_again(tmp_path):

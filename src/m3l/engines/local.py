@@ -5,13 +5,17 @@ inference, which runs in this process; see m3l.engines.pipeline for the shared p
 Items travel from the workers through /dev/shm; where it is too small for the items in
 flight (Docker's default is 64 MB) the run uses fewer workers, or decodes in this
 process, and says so once: a worker that cannot allocate shared memory would otherwise
-leave the run waiting forever.
+leave the run waiting forever. An item too large for the room left is prepared in this
+process; a worker killed while preparing an item (the kernel's OOM killer) fails that item
+alone and the run goes on with new workers.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sys
@@ -22,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from m3l.catalog import Item
-from m3l.engines.pipeline import Batcher, Plan, Prepared, Recorder, feed, load_encoders, prepare
+from m3l.engines.pipeline import Batcher, Failure, Plan, Prepared, Recorder, feed, load_encoders, prepare
 from m3l.media import NoSharedMemory
 from m3l.models.base import Encoder
 from m3l.progress import NewCounter
@@ -30,10 +34,16 @@ from m3l.store.writer import FeatureStore
 
 
 class PreparedItems:
-    """Item index → (id, samples per encoder, warnings), for the local engine's loader workers."""
+    """Item index → (id, samples per encoder, warnings), for the local engine's loader workers.
+
+    Each item records the pid of the worker that last started it, so that the item a worker was
+    on when it was killed (the kernel's OOM killer) is known and failed alone.
+    """
 
     def __init__(self, items: list[Item], loader: Callable[[Item], Any], wanted: list[list[Encoder]]) -> None:
         self.items, self.loader, self.wanted = items, loader, wanted
+        self.started_by = multiprocessing.RawArray("q", len(items))
+        self.killed: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -41,18 +51,43 @@ class PreparedItems:
     def __getitem__(self, index: int) -> tuple[str, Prepared | None, tuple[str, ...]]:
         """In a loader worker, None for an item too large for the room left in /dev/shm."""
         item = self.items[index]
+        if index in self.killed:
+            return item.id, {encoder.info.folder: Failure(KILLED) for encoder in self.wanted[index]}, ()
+        self.started_by[index] = os.getpid()
         try:
             return (item.id, *prepare(item, self.loader, self.wanted[index]))
         except NoSharedMemory as error:
             return item.id, None, (f"prepared in the main process: no room in /dev/shm for {error}",)
 
-    def in_main_process_where_asked(self, stream: Iterator) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
-        """The workers' items in order, those they had no shared memory for prepared here."""
-        for index, (movie_id, prepared, warnings) in enumerate(stream):
+    def in_order(self, started: Iterator, start: Callable[[int], Iterator]) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
+        """Every item in order from the `started` workers: an item they had no shared memory for is
+        prepared here; the item a worker died on fails, and `start(index)` starts workers again from
+        the first item not yet delivered."""
+        index = 0
+        while index < len(self):
+            try:
+                movie_id, prepared, warnings = next(started)
+            except RuntimeError as error:
+                culprits = [i for i in range(index, len(self)) if self.started_by[i] in _dead_workers(error)]
+                if not culprits:
+                    raise
+                self.killed.add(max(culprits))  # a worker prepares its items one after another
+                started = start(index)
+                continue
             if prepared is None:
                 movie_id, prepared, own = self[index]
                 warnings += own
             yield movie_id, prepared, warnings
+            index += 1
+
+
+KILLED = "its loader worker died decoding it (killed, e.g. by the kernel for want of memory)"
+
+
+def _dead_workers(error: RuntimeError) -> set[int]:
+    """The pids torch's DataLoader names in "DataLoader worker (pid(s) 12, 34) exited unexpectedly"."""
+    found = re.search(r"DataLoader worker \(pid\(s\) ([\d, ]+)\) exited unexpectedly", str(error))
+    return {int(pid) for pid in found[1].split(",")} if found else set()
 
 
 def _identity(batch: Any) -> Any:
@@ -119,9 +154,18 @@ def prepared_stream(dataset: PreparedItems, workers: int,
         return map(dataset.__getitem__, range(len(dataset)))
     from torch.utils.data import DataLoader
 
-    started = iter(DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_identity,
-                              prefetch_factor=prefetch, worker_init_fn=partial(_init_worker, os.getpid())))
-    return dataset.in_main_process_where_asked(started)
+    def start(first: int) -> Iterator:
+        """Workers for the items from `first` on. Torch's SIGCHLD handler is undone: it raises a dead
+        worker's error wherever this process is (inside a model's forward pass, blaming its batch);
+        the stream raises it instead, within seconds."""
+        handler = signal.getsignal(signal.SIGCHLD)
+        started = iter(DataLoader(dataset, batch_size=None, sampler=range(first, len(dataset)), num_workers=workers,
+                                  collate_fn=_identity, prefetch_factor=prefetch,
+                                  worker_init_fn=partial(_init_worker, os.getpid())))
+        signal.signal(signal.SIGCHLD, handler)
+        return started
+
+    return dataset.in_order(start(0), start)  # the workers start now, before any weights are loaded
 
 
 def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
