@@ -60,30 +60,49 @@ def run_quick_benchmark(script: str, timeout: float = 300) -> str:
 
 
 def run_offline(path: Path, args: Iterable[object], env: dict[str, str] | None = None,
-                timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the script at `path` with this venv's Python, offline, and capture its output."""
+                timeout: float = 600, prelude: str = "", given: object = "") -> subprocess.CompletedProcess:
+    """Run the script at `path` with this venv's Python, offline, and capture its output; with a
+    `prelude` (Python, reading `given` as the variable `given`), run that first in the same process."""
     full_env = {**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(path), *map(str, args)], capture_output=True, text=True,
+    command = ["-c", _AFTER_PRELUDE.format(prelude=prelude), str(given), str(path)] if prelude else [str(path)]
+    return subprocess.run([sys.executable, *command, *map(str, args)], capture_output=True, text=True,
                           env=full_env, cwd=REPO, timeout=timeout)
 
 
-# Runs a script as `python script args` would, then writes the names of the top-level modules it loaded.
-_RECORD_IMPORTS = ("import atexit, json, os, runpy, sys; out = sys.argv.pop(1); del sys.argv[0]; "
-                   "sys.path.insert(0, os.path.dirname(sys.argv[0])); "
-                   "atexit.register(lambda: open(out, 'w').write(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))); "
-                   "runpy.run_path(sys.argv[0], run_name='__main__')")
+# `python -c` code running a script as `python script args` would, after a prelude.
+_AFTER_PRELUDE = """import os, runpy, sys
+given = sys.argv.pop(1)
+del sys.argv[0]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+{prelude}
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+_RECORD_IMPORTS = """import atexit, json
+atexit.register(lambda: open(given, "w").write(json.dumps(sorted({m.split(".")[0] for m in sys.modules}))))
+"""
+_HIDE_DISTRIBUTION = """import importlib.metadata as metadata
+found = metadata.distribution
+def distribution(name):
+    if name == given:
+        raise metadata.PackageNotFoundError(name)
+    return found(name)
+metadata.distribution = distribution
+"""
 
 
 def run_recording_imports(script: Path, *args: object, record: Path,
                           env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run the script at `script` as run_offline does; also return the distributions of the modules the
     run loaded that the m3l package imports itself somewhere."""
-    full_env = {**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
-    result = subprocess.run([sys.executable, "-c", _RECORD_IMPORTS, str(record), str(script), *map(str, args)],
-                            capture_output=True, text=True, env=full_env, cwd=REPO, timeout=600)
+    result = run_offline(script, args, env, prelude=_RECORD_IMPORTS, given=record)
     loaded = set(json.loads(record.read_text())) & _third_party_imports_of_m3l()
     distributions = importlib.metadata.packages_distributions()
     return result, {normalized(name) for module in loaded for name in distributions.get(module, [module])}
+
+
+def run_without(distribution: str, script: Path, *args: object) -> subprocess.CompletedProcess:
+    """Run the script at `script` as run_offline does, as if `distribution` were not installed."""
+    return run_offline(script, args, prelude=_HIDE_DISTRIBUTION, given=distribution)
 
 
 def installed_by(requirements: Path) -> set[str]:
@@ -122,31 +141,12 @@ def requirements_in(path: Path) -> list:
     """The requirements (packaging's Requirement) that a requirements file lists."""
     from packaging.requirements import Requirement
 
-    return [Requirement(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.startswith("#")]
+    lines = (re.sub(r"(^|\s)#.*", "", line).strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [Requirement(line) for line in lines if line]
 
 
 def normalized(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
-
-
-# Runs a script as `python script args` would, with the distribution named first looking uninstalled.
-_HIDE_DISTRIBUTION = ("import importlib.metadata as metadata, os, runpy, sys; hidden = sys.argv.pop(1); del sys.argv[0]; "
-                      "sys.path.insert(0, os.path.dirname(sys.argv[0])); found = metadata.distribution; "
-                      "metadata.distribution = lambda name: (_ for _ in ()).throw(metadata.PackageNotFoundError(name)) "
-                      "if name == hidden else found(name); runpy.run_path(sys.argv[0], run_name='__main__')")
-
-
-def run_without(distribution: str, script: Path, *args: object) -> subprocess.CompletedProcess:
-    """Run the script at `script` as run_offline does, as if `distribution` were not installed."""
-    return subprocess.run([sys.executable, "-c", _HIDE_DISTRIBUTION, distribution, str(script), *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, "M3L_OFFLINE": "1", "HF_HUB_OFFLINE": "1"},
-                          cwd=REPO, timeout=600)
-
-
-def is_run_record(name: str) -> bool:
-    """run_<timestamp>.toml and runs.jsonl in an output folder: how each run was invoked, new every run."""
-    return name == "runs.jsonl" or (name.startswith("run_") and name.endswith(".toml"))
 
 
 def write_map(path: Path, rows: Iterable[tuple[str, object]], header: bool = True) -> Path:

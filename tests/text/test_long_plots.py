@@ -14,7 +14,7 @@ FOLDERS = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2", "clip-tex
 rng = random.Random(0)
 PLOTS = {
     "long": " ".join(rng.choice(WORDS) + rng.choice(["", "", ",", "."]) for _ in range(8_000)),
-    # CJK without spaces: BERT splits at each ideograph, CLIP's byte-level BPE at the punctuation
+    # CJK without spaces: BERT splits at each ideograph, CLIP at the punctuation
     "cjk": "".join(rng.choice("的一是不了人我在有他这为之大来以个中上们，。") for _ in range(20_000)),
     "one word": "a" * 50_000,
 }

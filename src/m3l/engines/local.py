@@ -59,7 +59,8 @@ class PreparedItems:
         except NoSharedMemory as error:
             return item.id, None, (f"prepared in the main process: no room in /dev/shm for {error}",)
 
-    def in_order(self, started: Iterator, start: Callable[[int], Iterator]) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
+    def in_order(self, started: Iterator,
+                 start: Callable[[int], Iterator]) -> Iterator[tuple[str, Prepared, tuple[str, ...]]]:
         """Every item in order from the `started` workers: an item they had no shared memory for is
         prepared here; the item a worker died on fails, and `start(index)` starts workers again from
         the first item not yet delivered."""
