@@ -31,6 +31,7 @@ QUICK_BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "bench_store.py": ("text", ["--sizes", "200", "--dims", "384", "--repeats", "1"]),
     "bench_trailers.py": ("download", ["--seconds", "3", "--size", "64x48", "--first-seconds", "1", "--repeats", "1"]),
     "bench_max_height.py": ("video", ["--frames", "2", "--repeats", "1"]),
+    "bench_download.py": ("image", ["--posters", "4", "--size", "200x300", "--repeats", "1", "--delay", "0.01"]),
     "bench_compare.py": ("text", ["--items", "20", "--dim", "384", "--repeats", "1"]),
 }
 

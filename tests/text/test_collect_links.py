@@ -101,10 +101,20 @@ def test_a_rerun_asks_only_for_movies_without_an_answer_and_refresh_asks_again(t
     assert [path for _, path, _ in tmdb.requests[asked:]] == ["/3/movie/999"]  # only the one without an answer
     assert {name: (tmp_path / "media" / name).read_bytes() for name in first} == first
     assert "0 done, 4 already done, 1 failed" in capsys.readouterr().out
+    cache = tmp_path / "media" / "tmdb_cache"
+    (cache / "1.json").write_text('{"tmdb_id": "100", "lang')  # cut short: asked again
+    (cache / "4.json").unlink()
+    tmdb.faults["/3/movie/400"] = [Fault(200, {"Content-Type": "text/html"}, b"<html>busy</html>")]
+    asked = len(tmdb.requests)
+    assert collect(tmdb, tmp_path) == 0
+    assert sorted(path for _, path, _ in tmdb.requests[asked:]) == ["/3/movie/100", "/3/movie/400", "/3/movie/999"]
+    assert log_of(tmp_path / "media")["4"] == "failed TMDB movie 400: TMDB's answer is not a JSON object"
+    assert "No Videos" not in (tmp_path / "media" / "plots.tsv").read_text()
+    asked = len(tmdb.requests)
     tmdb.tmdb[400]["details"]["overview"] = "An edited overview."
     assert collect(tmdb, tmp_path, "--refresh", "--language", "fr-FR") == 0
-    assert len(tmdb.requests) == asked + 1 + 5
-    assert all(query["language"] == ["fr-FR"] for _, _, query in tmdb.requests[asked + 1:])
+    assert len(tmdb.requests) == asked + 5
+    assert all(query["language"] == ["fr-FR"] for _, _, query in tmdb.requests[asked:])
     assert "No Videos: An edited overview." in (tmp_path / "media" / "plots.tsv").read_text()
 
 

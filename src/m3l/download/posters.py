@@ -22,9 +22,10 @@ from pathlib import Path
 from m3l.catalog import Item, printable, read_links
 from m3l.download import run
 from m3l.download.http import FetchError, Fetcher, FetchOptions
+from m3l.engines.pipeline import describe
 from m3l.media import DEFAULT_MAX_PIXELS
 from m3l.media.image import read_poster
-from m3l.store.files import OutputError
+from m3l.store.files import OutputError, real_folder
 
 SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
 EXTENSIONS = (".jpg", ".png", ".webp", ".gif")
@@ -69,21 +70,24 @@ class PosterFolder:
         """Why the poster at `path` is one extract_images.py cannot use, or None."""
         try:
             read_poster(path, max_pixels=self.max_pixels)
-        except (OSError, ValueError) as error:
-            return str(error)
+        except Exception as error:  # noqa: BLE001 - any decoding error is this poster's, as in the extractors
+            return describe(error)
         return None
 
     def _existing(self, movie_id: str) -> list[Path]:
         return [path for path in (self.out / f"{movie_id}{ext}" for ext in EXTENSIONS) if path.is_file()]
 
-    def fetch(self, item: Item) -> None:
-        existing = self._existing(item.id)
+    def _usable(self, movie_id: str, existing: list[Path]) -> bool:
+        """Whether one of the posters already there is usable; each one that is not is logged."""
         for path in existing:
             problem = self._problem(path)
             if problem is None:
-                self.log.already_done()
-                return
-            self.log.note(item.id, "recompute", f"existing {path.name}: {problem}")
+                return True
+            self.log.note(movie_id, "recompute", f"existing {path.name}: {problem}")
+        return False
+
+    def _download(self, item: Item) -> str:
+        """Fetch, sniff, check and rename `item`'s poster; its extension. FetchError says why it has none."""
         fd, name = tempfile.mkstemp(prefix=f"{item.id}.", dir=self.partial)
         temporary = Path(name)
         try:
@@ -98,13 +102,22 @@ class PosterFolder:
             if problem := self._problem(temporary):
                 raise FetchError(problem.replace(str(temporary), temporary.name))
             os.replace(temporary, self.out / f"{item.id}{extension}")
-        except FetchError as error:
-            self.log.fail(item.id, f"{printable(item.source)}: {error}")
-            return
+            return extension
         except OSError as error:
             raise OutputError(temporary, error) from None
         finally:
             temporary.unlink(missing_ok=True)
+
+    def fetch(self, item: Item) -> None:
+        existing = self._existing(item.id)
+        if self._usable(item.id, existing):
+            self.log.already_done()
+            return
+        try:
+            extension = self._download(item)
+        except FetchError as error:
+            self.log.fail(item.id, f"{printable(item.source)}: {error}")
+            return
         for path in existing:  # an unusable poster of another format would stand beside the new one
             if path.suffix != extension:
                 path.unlink(missing_ok=True)
@@ -119,7 +132,7 @@ def download(args: argparse.Namespace) -> None:
     options = FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts)
     folder = PosterFolder(out, Fetcher(options, stopping), args.max_pixels, log)
     shutil.rmtree(folder.partial, ignore_errors=True)  # what a killed run left half-written
-    folder.partial.mkdir()
+    real_folder(folder.partial)
     pool = ThreadPoolExecutor(args.connections, thread_name_prefix="poster")
     try:
         for future in [pool.submit(folder.fetch, item) for item in catalogue.items]:

@@ -115,9 +115,12 @@ class Collector:
         self.refused = threading.Event()  # the key was refused: no point asking for the others
 
     def _cached(self, item: Item) -> dict | None:
-        try:
-            cached = json.loads((self.cache / f"{item.id}.json").read_text(encoding="utf-8"))
+        path = self.cache / f"{item.id}.json"
+        try:  # a FIFO or anything else planted there is no answer, and never opened
+            cached = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
         except (OSError, ValueError):
+            return None
+        if not isinstance(cached, dict):
             return None
         same = cached.get("tmdb_id") == item.source and cached.get("language") == self.language
         return cached if same and isinstance(cached.get("answer"), dict) else None
@@ -127,9 +130,12 @@ class Collector:
         sink = io.BytesIO()
         self.fetcher.get(f"{self.api}/movie/{item.source}?{query}", sink)
         try:
-            return json.loads(sink.getvalue())
+            answer = json.loads(sink.getvalue())
         except ValueError:
-            raise FetchError("TMDB's answer is not JSON") from None
+            answer = None
+        if not isinstance(answer, dict):
+            raise FetchError("TMDB's answer is not a JSON object")
+        return answer
 
     def answer(self, item: Item) -> dict | None:
         """TMDB's answer about `item` (cached, or asked and cached), None when there is none (logged)."""
