@@ -229,7 +229,7 @@ def extract(modality: Modality, args: argparse.Namespace, command: str, resolved
 def provenance_of(encoder: Encoder, models_dir: Path) -> dict:
     info = encoder.info
     weights = ModelStore(models_dir).weights_digest(info.files)
-    return provenance.record(info.name, weights, info.recipe, encoder.arithmetic, encoder.device)
+    return provenance.record(info.name, weights, info.recipe, encoder.arithmetic, encoder.device, info.libraries)
 
 
 @contextmanager

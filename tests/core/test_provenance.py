@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from m3l import models
+from m3l.models import spec
 from m3l.cli import main as extract
 from m3l.errors import UserError
 from m3l.readers.features import provenance
@@ -124,6 +125,33 @@ def test_what_refuses_and_what_only_warns(tmp_path, capsys, changes, outcome):
         assert log.claim(entry(**changes), allow_mixed=False, present=["1"]) is None
         assert ("warning:" in capsys.readouterr().err) is (outcome == "warns")
     assert log.records() == [entry()]
+
+
+def test_each_model_records_the_libraries_its_vectors_depend_on():
+    vgg = record("vgg", "w", 1, "fp32", "cpu", models.MODELS["vgg"].libraries)
+    assert {"torch", "Pillow"} <= vgg["libraries"].keys()
+    assert "pytorchvideo" in models.MODELS["slowfast"].libraries and "Pillow" not in MINILM.libraries
+    assert {"timm", "Pillow"} <= set(spec.parse("timm:org/model").libraries)
+
+
+@pytest.mark.parametrize("before, after, outcome", [
+    ("11.0.0", "11.1.0", "refuses"), ("11.0.0", "11.0.1", "warns"),
+    (None, "11.1.0", "passes"),  # a record written before Pillow was recorded: not compared
+])
+def test_a_pillow_upgrade_stops_an_image_run_as_a_torch_one_does(tmp_path, capsys, before, after, outcome):
+    def image_record(pillow):
+        entry = record("vgg", "a" * 64, 1, "fp32", "cpu", models.MODELS["vgg"].libraries)
+        entry["libraries"] = {"torch": "2.14.1", **({"Pillow": pillow} if pillow else {})}
+        return entry
+
+    log = ProvenanceLog(tmp_path / "provenance.jsonl")
+    log.claim(image_record(before), allow_mixed=False, present=[])
+    if outcome == "refuses":
+        with pytest.raises(UserError, match="Pillow 11.0.0 -> 11.1.0"):
+            log.claim(image_record(after), allow_mixed=False, present=["1"])
+    else:
+        assert log.claim(image_record(after), allow_mixed=False, present=["1"]) is None
+        assert ("Pillow" in capsys.readouterr().err) is (outcome == "warns")
 
 
 @pytest.mark.parametrize("planted", ["symlink", "fifo", "damaged"])

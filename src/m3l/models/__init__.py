@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from m3l.errors import UserError
 from m3l.model_store import StoreEntry
 
+# Libraries whose versions can change any model's vectors (torchvision and PyAV decode and resize the media);
+# a row adds those only its recipe uses. Provenance records the installed version of each one a row names.
+LIBRARIES = ("torch", "transformers", "sentence-transformers", "torchvision", "av")
+_PILLOW = (*LIBRARIES, "Pillow")  # posters are decoded and resized by Pillow
+_PYTORCHVIDEO = (*LIBRARIES, "pytorchvideo")
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -28,6 +34,7 @@ class ModelInfo:
     auto_precision: str = "fp32"  # what --precision auto runs on CUDA: the published recipe's ("fp32", "fp16")
     max_seq_length: int | None = None  # tokens, set at load whatever the tokenizer config says
     recipe: int = 1  # version of this model's preprocessing and pooling: bump when they change the vectors
+    libraries: tuple[str, ...] = LIBRARIES  # the distributions its vectors depend on (provenance records them)
 
 
 def _hf(repo_id: str, *allow_patterns: str, revision: str = "main") -> tuple[StoreEntry, ...]:
@@ -50,7 +57,7 @@ _CLIP = _hf("sentence-transformers/clip-ViT-B-32", "modules.json", "0_CLIPModel/
             "0_CLIPModel/model.safetensors", "0_CLIPModel/pytorch_model.bin")
 _TEXT = "m3l.models.text:SentenceTransformerEncoder"
 _VGGISH = "https://github.com/harritaylor/torchvggish/releases/download/v0.1"
-_PYTORCHVIDEO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+_PYTORCHVIDEO_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 _IG65M = "https://github.com/moabitcoin/ig65m-pytorch/releases/download/v1.0.0"
 
 MODELS: dict[str, ModelInfo] = {
@@ -59,12 +66,13 @@ MODELS: dict[str, ModelInfo] = {
         ModelInfo("minilm", "minilm", "text", 384, _hf("sentence-transformers/all-MiniLM-L6-v2", *_ST_FILES), _TEXT),
         ModelInfo("mpnet", "mpnet", "text", 768, _hf("sentence-transformers/all-mpnet-base-v2", *_ST_FILES), _TEXT),
         ModelInfo("clip-text", "clip-text", "text", 512, _CLIP, _TEXT, max_seq_length=77),
-        ModelInfo("clip-image", "clip-image", "image", 512, _CLIP, "m3l.models.image:ClipImageEncoder"),
+        ModelInfo("clip-image", "clip-image", "image", 512, _CLIP, "m3l.models.image:ClipImageEncoder",
+                  libraries=_PILLOW),
         ModelInfo("vgg", "vgg", "image", 4096,
                   (_url("torchvision/vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth"),),
-                  "m3l.models.image:VGGEncoder"),
+                  "m3l.models.image:VGGEncoder", libraries=_PILLOW),
         ModelInfo("vit", "vit", "image", 768, _hf("google/vit-base-patch16-224-in21k", *_HF_FILES, "pytorch_model.bin"),
-                  "m3l.models.image:ViTEncoder"),
+                  "m3l.models.image:ViTEncoder", libraries=_PILLOW),
         ModelInfo("whisper", "audio_whisper", "audio", 512, _hf("openai/whisper-base", *_HF_FILES),
                   "m3l.models.audio:WhisperEncoder", decimals=6, auto_precision="fp16"),
         ModelInfo("ast", "audio_ast", "audio", 768, _hf("MIT/ast-finetuned-audioset-10-10-0.4593", *_HF_FILES),
@@ -74,11 +82,11 @@ MODELS: dict[str, ModelInfo] = {
                    _url("torchvggish/vggish_pca_params-970ea276.pth", f"{_VGGISH}/vggish_pca_params-970ea276.pth")),
                   "m3l.models.vggish:VGGishEncoder", decimals=6, zero_vectors_ok=True),
         ModelInfo("slowfast", "slowfast", "video", 2304,
-                  (_url("pytorchvideo/SLOWFAST_8x8_R50.pyth", f"{_PYTORCHVIDEO}/SLOWFAST_8x8_R50.pyth"),),
-                  "m3l.models.video:SlowFastEncoder"),
+                  (_url("pytorchvideo/SLOWFAST_8x8_R50.pyth", f"{_PYTORCHVIDEO_ZOO}/SLOWFAST_8x8_R50.pyth"),),
+                  "m3l.models.video:SlowFastEncoder", libraries=_PYTORCHVIDEO),
         ModelInfo("mvit", "mvit", "video", 768,
-                  (_url("pytorchvideo/MVIT_B_32x3_f294077834.pyth", f"{_PYTORCHVIDEO}/MVIT_B_32x3_f294077834.pyth"),),
-                  "m3l.models.video:MViTEncoder"),
+                  (_url("pytorchvideo/MVIT_B_32x3_f294077834.pyth", f"{_PYTORCHVIDEO_ZOO}/MVIT_B_32x3_f294077834.pyth"),),
+                  "m3l.models.video:MViTEncoder", libraries=_PYTORCHVIDEO),
         ModelInfo("r2p1d", "r2p1d", "video", 512,
                   (_url("ig65m/r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth",
                         f"{_IG65M}/r2plus1d_34_clip32_ft_kinetics_from_ig65m-ade133f1.pth"),),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from m3l.errors import UserError
 from m3l.model_store import StoreEntry
-from m3l.models import ModelInfo
+from m3l.models import LIBRARIES, ModelInfo
 
 # The tokenizer, config and safetensors weights: what AutoTokenizer/AutoModel and sentence-transformers read.
 _TEXT_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")
@@ -35,6 +35,7 @@ class Family:
     allow_patterns: tuple[str, ...]  # the files of a hub repository its loader reads
     options: dict[str, tuple[str, ...]]  # option → allowed values, the first being the default
     about: str  # what runs and how a vector is pooled, for --help and the docs
+    libraries: tuple[str, ...] = ()  # beyond m3l.models.LIBRARIES, those its vectors depend on
 
 
 FAMILIES: dict[str, Family] = {
@@ -45,9 +46,9 @@ FAMILIES: dict[str, Family] = {
     "hf-image": Family("image", "m3l.models.families:HFImageEncoder", _CONFIG_AND_WEIGHTS,
                        {"pool": ("auto", "cls", "mean")},
                        "AutoModel + AutoImageProcessor; CLIP/SigLIP-style: image features; else pooler "
-                       "output, or the mean of the patch tokens (?pool=cls|mean)"),
+                       "output, or the mean of the patch tokens (?pool=cls|mean)", ("Pillow",)),
     "timm": Family("image", "m3l.models.families:TimmEncoder", ("config.json", "model.safetensors"), {},
-                   "a timm model with its pretrained data config, pre-logits features"),
+                   "a timm model with its pretrained data config, pre-logits features", ("timm", "Pillow")),
     "hf-audio": Family("audio", "m3l.models.families:HFAudioEncoder", _CONFIG_AND_WEIGHTS, {},
                        "AutoFeatureExtractor + AutoModel, mean over time of the last hidden state "
                        "(CLAP-style: the audio embedding)"),
@@ -116,7 +117,8 @@ def parse(text: str) -> SpecInfo:
     return SpecInfo(canonical, folder, family.modality, 0, (entry,), family.encoder,
                     decimals=6 if family.modality == "audio" else None,
                     auto_precision="fp16" if family.modality == "audio" else "fp32",
-                    family=family_name, repo_id=repo_id, revision=revision if at else None, options=options)
+                    libraries=(*LIBRARIES, *family.libraries), family=family_name, repo_id=repo_id,
+                    revision=revision if at else None, options=options)
 
 
 def _short_enough(text: str, folder: str) -> str:
@@ -177,8 +179,8 @@ def _class_info(text: str) -> SpecInfo:
     modality = getattr(cls, "modality", None)
     if modality not in MODALITIES:
         raise UserError(f"{text} must declare `modality`, one of {', '.join(MODALITIES)}")
-    return SpecInfo(text, folder, modality, int(getattr(cls, "dim", 0)),
-                    tuple(getattr(cls, "files", ())), text, family="class")
+    return SpecInfo(text, folder, modality, int(getattr(cls, "dim", 0)), tuple(getattr(cls, "files", ())), text,
+                    libraries=(*LIBRARIES, *getattr(cls, "libraries", ())), family="class")
 
 
 def marker(info: SpecInfo) -> dict:

@@ -1,11 +1,12 @@
 """Provenance: what produced a model's vectors, kept in the model's output folder so one folder never
 silently mixes vectors of two different models.
 
-`<output>/<folder>/provenance.jsonl` (`ModelLayout.provenance`) holds JSON lines. The first record is the folder's
-provenance: model name, weights digest (of the weight files' SHA-256 as they are now),
-recipe version, precision, device type and the versions of the libraries that change
-numbers. A run whose weights, recipe, precision or library minor versions
-differ refuses to write there; with `--allow-mixed` it appends its own record and one
+`<output>/<folder>/provenance.jsonl` (`ModelLayout.provenance`) holds JSON lines. The first
+record is the folder's provenance: model name, weights digest (of the weight files' SHA-256
+as they are now), recipe version, precision, device type and the versions of the libraries
+its vectors depend on (`ModelInfo.libraries`, declared per model and spec family; a library
+an older record lacks is not compared). A run whose weights, recipe, precision or library
+minor versions differ refuses to write there; with `--allow-mixed` it appends its own record and one
 `{"id", "provenance"}` line per id it writes. Device type and library patch versions
 only warn.
 
@@ -27,16 +28,17 @@ from contextlib import suppress
 from pathlib import Path
 
 from m3l.errors import UserError
+from m3l.models import LIBRARIES
 from m3l.store.files import OutputError, open_regular
 
 METADATA_KEY = "m3l_provenance"  # Parquet schema metadata key and HDF5 attribute: the JSON of `summary()`
-LIBRARIES = ("torch", "transformers", "sentence-transformers", "torchvision", "av")
 NUMBERS = ("model", "weights", "recipe", "precision")  # a change in any of these changes the vectors
 
 
-def library_versions() -> dict[str, str | None]:
+def library_versions(libraries: tuple[str, ...]) -> dict[str, str | None]:
+    """The installed version of each library (distribution name); None for one this venv lacks."""
     versions: dict[str, str | None] = {}
-    for name in LIBRARIES:
+    for name in libraries:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -44,9 +46,11 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def record(model: str, weights: str, recipe: int, precision: str, device: str) -> dict:
+def record(model: str, weights: str, recipe: int, precision: str, device: str,
+           libraries: tuple[str, ...] = LIBRARIES) -> dict:
+    """`libraries`: those the model's vectors depend on, as its table row declares them (`ModelInfo.libraries`)."""
     return {"model": model, "weights": weights, "recipe": recipe, "precision": precision,
-            "device": device.split(":")[0], "libraries": library_versions()}
+            "device": device.split(":")[0], "libraries": library_versions(libraries)}
 
 
 def digest(entry: dict) -> str:
@@ -70,8 +74,8 @@ def differences(old: dict, new: dict) -> tuple[list[str], list[str]]:
                 for key in NUMBERS if old.get(key) != new.get(key)]
     warning = [f"device {old.get('device')} -> {new.get('device')}"] if old.get("device") != new.get("device") else []
     old_libraries, new_libraries = old.get("libraries", {}), new.get("libraries", {})
-    for name in LIBRARIES:
-        before, after = old_libraries.get(name), new_libraries.get(name)
+    for name in [name for name in new_libraries if name in old_libraries]:  # one an old record lacks: not compared
+        before, after = old_libraries[name], new_libraries[name]
         if before and after and before != after:  # a library absent from one venv was not used by the model
             (warning if _minor(before) == _minor(after) else changing).append(f"{name} {before} -> {after}")
     return changing, warning
