@@ -188,3 +188,55 @@ def test_user_mistakes_are_one_error_line_and_exit_2(tmp_path, capsys, case):
     error = capsys.readouterr().err
     assert error.startswith("error: ") and error.count("\n") == 1, error
     assert not (tmp_path / "out").exists()
+
+
+def test_limit_and_ids_choose_the_posters_and_a_retry_after_too_long_fails_at_once(tmp_path, capsys):
+    with WebServer() as web:
+        for movie_id in "12345":
+            web.files[f"/p/{movie_id}.jpg"] = poster_bytes("JPEG")
+        web.faults["/p/5.jpg"] = [Fault(429, {"Retry-After": "3600"})]
+        links = write_links(tmp_path / "links.tsv", [(i, f"{web.url}/p/{i}.jpg") for i in "12345"])
+        (tmp_path / "ids.txt").write_text("2\n4\n5\n")
+        out = tmp_path / "poster"
+        assert download(links, out, "--limit", "2") == 0
+        assert sorted(p.name for p in out.iterdir()) == ["1.jpg", "2.jpg"]
+        assert download(links, out, "--ids", tmp_path / "ids.txt") == 0
+        assert sorted(p.name for p in out.iterdir()) == ["1.jpg", "2.jpg", "4.jpg"]
+        assert web.gets("/p/3.jpg") == 0 and web.gets("/p/5.jpg") == 1
+    assert "1 done, 1 already done, 1 failed" in capsys.readouterr().out.splitlines()[-1]
+    assert log_of(out)["5"].endswith("HTTP 429 Too Many Requests: the server asks to wait 3600 s, over the 5 s "
+                                     "this run waits; run again later")
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    from m3l.download.http import retry_after
+
+    assert retry_after("7") == 7.0 and retry_after(None) is None and retry_after("soon") is None
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
+    assert 100 < retry_after(later) <= 120
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date gone by: no wait
+
+
+def test_ctrl_c_stops_within_the_timeout_keeping_every_finished_poster(tmp_path):
+    with WebServer() as web:
+        for movie_id in "12":
+            web.files[f"/p/{movie_id}.jpg"] = poster_bytes("JPEG")
+        web.faults["/p/2.jpg"] = [Fault(hang=True)]
+        out = tmp_path / "poster"
+        links = write_links(tmp_path / "links.tsv", [(i, f"{web.url}/p/{i}.jpg") for i in "12"])
+        process = subprocess.Popen([sys.executable, str(SRC / "download_posters.py"), "--links", links, "--out",
+                                    str(out), "--connections", "1", "--timeout", "2"], cwd=REPO,
+                                   env={**os.environ, **FAST}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        deadline = time.monotonic() + 60
+        while web.gets("/p/2.jpg") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("interrupted: every file under its final name is complete") and "Traceback" not in stderr
+    assert "download_posters: 1 done" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["1.jpg"]  # no .partial left behind
