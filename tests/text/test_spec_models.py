@@ -77,6 +77,24 @@ def test_hf_text_spec_equals_automodel_pooling(spec_store, pool):
     np.testing.assert_allclose(encoder.embed(PLOTS), np.stack(expected), atol=1e-5, rtol=0)
 
 
+def test_hf_text_spec_tokenizes_only_the_start_of_a_long_plot(spec_store, monkeypatch):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    encoder = spec_encoder(spec_store, f"hf-text:{HF_ID}?pool=mean")
+    plot = " ".join(PLOTS * 5000)
+    model, tokenizer = AutoModel.from_pretrained(spec_store / HF_ID).eval(), AutoTokenizer.from_pretrained(
+        spec_store / HF_ID)
+    with torch.no_grad():
+        expected = model(**tokenizer(plot, truncation=True, return_tensors="pt")).last_hidden_state[0].mean(0)
+    seen = []
+    call = type(encoder.tokenizer).__call__
+    monkeypatch.setattr(type(encoder.tokenizer), "__call__",
+                        lambda self, text, *args, **kwargs: seen.append(text) or call(self, text, *args, **kwargs))
+    np.testing.assert_allclose(encoder.embed([plot])[0], expected.numpy(), atol=1e-5, rtol=0)
+    assert [len(text) for text in seen[-1]] == [128 * 16]  # the batch: 16 characters per token kept
+
+
 def test_spec_names_folders_and_store_paths():
     info = spec.parse(f"st:{ST_ID}")
     assert (info.folder, info.files[0].path, ModelLayout(Path("out"), info).table_stem) == (

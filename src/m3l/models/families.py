@@ -24,7 +24,7 @@ from m3l.models.audio import quiet_transformers, half_precision
 from m3l.models.base import Encoder
 from m3l.models.image import IMAGENET_MEAN, IMAGENET_STD
 from m3l.models.spec import SpecInfo
-from m3l.models.text import SentenceTransformerEncoder
+from m3l.models.text import SentenceTransformerEncoder, tokenized_part
 from m3l.models.video import FrameTransform, VideoEncoder
 
 
@@ -82,6 +82,7 @@ class HFTextEncoder(_SpecEncoder):
         self.read_dim()
 
     def embed(self, plots: list[str]) -> np.ndarray:
+        plots = [tokenized_part(plot, self.tokenizer, self.tokenizer.model_max_length) for plot in plots]
         batch = self.tokenizer(plots, padding=True, truncation=True, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             states = self.model(**batch).last_hidden_state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from m3l.models.base import Encoder
@@ -23,27 +25,28 @@ class SentenceTransformerEncoder(Encoder):
             self.model.half()
 
     def embed(self, plots: list[str]) -> np.ndarray:
-        plots = [self.tokenized_part(plot) for plot in plots]
+        plots = [tokenized_part(plot, self.model.tokenizer, self.model.max_seq_length) for plot in plots]
         vectors = self.model.encode(plots, batch_size=len(plots), convert_to_numpy=True, show_progress_bar=False)
         return vectors.astype(np.float32, copy=False)
 
-    def tokenized_part(self, plot: str) -> str:
-        """The start of `plot` whose first max_seq_length tokens are those of the whole plot: only
-        they count, and a 45 MB plot tokenised whole costs gigabytes and a minute.
 
-        A prefix is kept once its tokens before its last word are max_seq_length or more. Those
-        tokens are the whole plot's: a fast tokenizer normalises each character on its own
-        (composition aside, which stays within a word), splits words left to right (at whitespace,
-        punctuation and, for BERT, each CJK ideograph) and tokenises each word alone, so a cut can
-        change only the word it falls in. A plot without such a prefix (one endless word), and a
-        tokenizer that cannot say which word a token comes from, get the whole plot.
-        """
-        if not self.model.max_seq_length or not getattr(self.model.tokenizer, "is_fast", False):
-            return plot
-        size = self.model.max_seq_length * CHARACTERS_PER_TOKEN
-        while size < len(plot):
-            words = self.model.tokenizer(plot[:size], add_special_tokens=False, verbose=False).word_ids()
-            if words and sum(word != words[-1] for word in words) >= self.model.max_seq_length:
-                return plot[:size]
-            size *= 4
+def tokenized_part(plot: str, tokenizer: Any, max_tokens: int | None) -> str:
+    """The start of `plot` whose first `max_tokens` tokens are those of the whole plot: only they
+    count, and a 45 MB plot tokenised whole costs gigabytes and a minute.
+
+    A prefix is kept once its tokens before its last word are `max_tokens` or more. Those tokens
+    are the whole plot's: a fast tokenizer normalises each character on its own (composition
+    aside, which stays within a word), splits words left to right (at whitespace, punctuation and,
+    for BERT, each CJK ideograph) and tokenises each word alone, so a cut can change only the word
+    it falls in. A plot without such a prefix (one endless word), and a tokenizer that cannot say
+    which word a token comes from, get the whole plot.
+    """
+    if not max_tokens or not getattr(tokenizer, "is_fast", False):
         return plot
+    size = max_tokens * CHARACTERS_PER_TOKEN
+    while size < len(plot):
+        words = tokenizer(plot[:size], add_special_tokens=False, verbose=False).word_ids()
+        if words and sum(word != words[-1] for word in words) >= max_tokens:
+            return plot[:size]
+        size *= 4
+    return plot
