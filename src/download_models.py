@@ -10,7 +10,7 @@ from pathlib import Path
 
 from m3l import models
 from m3l.errors import UserError, exit_code
-from m3l.model_store import ModelStore
+from m3l.model_store import ModelStore, fill_command
 
 MODALITIES = ("text", "image", "audio", "video")
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None, modalities: tuple[str, ...] = MODALITIES
     names = [name.strip() for name in (args.models or "").split(",") if name.strip()]
     store = ModelStore(args.models_dir)
     named = wanted[0] if len(wanted) == 1 else "all"
-    fill = f"python src/download_models.py --modality {named} --models-dir {args.models_dir}"
+    fill = fill_command(args.models_dir, named)
 
     def chosen() -> list[models.ModelInfo]:
         if names and len(wanted) > 1:

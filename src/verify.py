@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from m3l.errors import UserError, exit_code
-from m3l.modalities import MODALITIES
+from m3l.modalities import add_catalogue_arguments, catalogue_inputs, inputs_by_flag, read_catalogues
 from m3l.readers.audit import audit
 from m3l.store.layout import FeatureRoot
 
@@ -18,33 +18,19 @@ from m3l.store.layout import FeatureRoot
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("features"), help="output root (default: features)")
-    for modality in ("text", "image", "audio"):
-        row = MODALITIES[modality]
-        parser.add_argument(row.input_flag, dest=modality, type=Path,
-                            help=f"{row.input_help}: the ids its models should cover")
+    add_catalogue_arguments(parser, "the ids its models should cover")
     parser.add_argument("--models", help="comma-separated models or folders (default: every model found)")
     parser.add_argument("--accept-logged", action="store_true",
                         help="missing ids whose failure is logged (corrupt input, ...) are not problems")
     return parser.parse_args(argv)
 
 
-def catalogue_ids(args: argparse.Namespace) -> dict[str, set[str]]:
-    """Modality → catalogue ids; the trailer map serves both audio and video."""
-    ids = {}
-    for modality in ("text", "image", "audio"):
-        path = getattr(args, modality)
-        if path is not None:
-            ids[modality] = {item.id for item in MODALITIES[modality].read_catalogue(path).items}
-    if "audio" in ids:
-        ids["video"] = ids["audio"]
-    return ids
-
-
 def verify(args: argparse.Namespace) -> list[str]:
     """Print the audit; return what is wrong (model folders, catalogues no model covers)."""
     if not args.output.is_dir():
         raise UserError(f"output folder not found: {args.output}")
-    catalogues = catalogue_ids(args)
+    inputs = catalogue_inputs(args)
+    catalogues = {modality: set(catalogue.usable_ids()) for modality, catalogue in read_catalogues(inputs).items()}
     chosen = None if args.models is None else FeatureRoot(args.output).resolve(args.models.split(","))
     audits = audit(args.output, catalogues, chosen)
     if not audits:
@@ -52,8 +38,7 @@ def verify(args: argparse.Namespace) -> list[str]:
     for result in audits:
         print("\n".join(result.report(args.accept_logged)))
     covered = {result.info.modality for result in audits}
-    uncovered = [MODALITIES[m].input_flag for m in ("text", "image", "audio")
-                 if m in catalogues and not covered & ({m, "video"} if m == "audio" else {m})]
+    uncovered = [flag for flag, fed in inputs_by_flag().items() if inputs.keys() & set(fed) and not covered & set(fed)]
     for flag in uncovered:
         print(f"{flag} was given but none of its models has features under {args.output}")
     bad = [result.info.folder for result in audits if result.problems(args.accept_logged)] + uncovered

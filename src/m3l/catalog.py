@@ -22,6 +22,9 @@ from urllib.parse import urlsplit
 from m3l.errors import UserError
 
 MAX_ID_LENGTH = 64
+# The bundled sample catalogues, the extractors' default inputs: relative to the working directory (a
+# checkout's root), like --output's and --models-dir's defaults, so an installed m3l never looks in site-packages
+SAMPLES = Path("data")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 _INTEGER = re.compile(r"-?[0-9]+")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
@@ -48,6 +51,15 @@ class Catalogue:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (id or row label, reason)
     # (id or entry name, note): items kept with a caveat, folder entries that are no items
     warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def usable_ids(self) -> list[str]:
+        """The ids of the items a run computes: what verify.py expects vectors for."""
+        return [item.id for item in self.items]
+
+    def listed_ids(self) -> list[str]:
+        """Every id the file lists, rejected rows' labels too: what report.py measures coverage against, so
+        that a rejected row shows as missing with its logged reason."""
+        return [*self.usable_ids(), *(label for label, _ in self.rejected)]
 
     def limit(self, n: int | None) -> Catalogue:
         return self if n is None else Catalogue(self.items[:n], self.rejected, self.warnings)

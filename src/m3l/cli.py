@@ -19,7 +19,7 @@ from m3l.models import spec
 from m3l.errors import UserError, stoppable_exit_code
 from m3l.media import LoaderOptions
 from m3l.modalities import MODALITIES, Modality
-from m3l.model_store import ModelStore
+from m3l.model_store import ModelStore, fill_command
 from m3l.models.base import Encoder
 from m3l.store import provenance, runs
 from m3l.store.consolidate import consolidate
@@ -178,8 +178,7 @@ def model_infos(modality: Modality, args: argparse.Namespace) -> list[models.Mod
 def model_files(modality: Modality, args: argparse.Namespace, infos: list[models.ModelInfo]) -> list[list[Path]]:
     """Each model's files in the model store; a missing one is a user error naming the fill command."""
     store = ModelStore(args.models_dir)
-    fill = f"python src/download_models.py --modality {modality.name} --models-dir {args.models_dir}"
-    return [store.require(info.files, f"{fill} --models {shlex.quote(info.name)}") for info in infos]
+    return [store.require(info.files, fill_command(args.models_dir, modality.name, info.name)) for info in infos]
 
 
 def create_encoders(modality: Modality, args: argparse.Namespace, infos: list[models.ModelInfo],

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m3l.catalog import MEDIA_EXTENSIONS, Catalogue, Item, image_extensions, read_media, read_plots
+from m3l.catalog import MEDIA_EXTENSIONS, SAMPLES, Catalogue, Item, image_extensions, read_media, read_plots
 from m3l.media import LoaderOptions
 from m3l.media.image import add_arguments as image_arguments
 
-DATA = Path(__file__).resolve().parents[2] / "data"
 # What to run first when a link file (URLs) is given as the catalogue; docs/media.md
 POSTER_DOWNLOAD = "python src/download_posters.py --links {links} --out media/poster, then --posters media/poster"
 TRAILER_DOWNLOAD = (".venvs/download/bin/python src/download_trailers.py --links {links} --out media/trailers, "
@@ -45,17 +44,47 @@ class Modality:
 MODALITIES = {
     m.name: m
     for m in (
-        Modality("text", "--plots", "TSV with a header row: movie_id<TAB>plot", DATA / "plots.tsv",
+        Modality("text", "--plots", "TSV with a header row: movie_id<TAB>plot", SAMPLES / "plots.tsv",
                  read_plots, "m3l.media.text", script="extract_text.py", batch_size=32, workers=0, longest_first=True),
         Modality("image", "--posters", "folder of <id>.<ext> posters, or a TSV mapping movie_id to an image path",
-                 DATA / "poster", lambda path: read_media(path, image_extensions(), POSTER_DOWNLOAD),
+                 SAMPLES / "poster", lambda path: read_media(path, image_extensions(), POSTER_DOWNLOAD),
                  "m3l.media.image", script="extract_images.py", batch_size=32, workers=2,
                  add_arguments=image_arguments),
         Modality("audio", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
-                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
+                 SAMPLES / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
                  "m3l.media.audio", script="extract_audio.py", batch_size=8, workers=2),
         Modality("video", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
-                 DATA / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
+                 SAMPLES / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
                  "m3l.media.video", script="extract_video.py", batch_size=8, workers=2),
     )
 }
+
+
+def inputs_by_flag() -> dict[str, tuple[str, ...]]:
+    """Each catalogue input option and the modalities it feeds (--trailers: audio and video)."""
+    fed: dict[str, tuple[str, ...]] = {}
+    for modality in MODALITIES.values():
+        fed[modality.input_flag] = (*fed.get(modality.input_flag, ()), modality.name)
+    return fed
+
+
+def add_catalogue_arguments(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """One option per catalogue input (--plots, --posters, --trailers), read by `catalogue_inputs`."""
+    for flag, fed in inputs_by_flag().items():
+        parser.add_argument(flag, type=Path, help=f"{MODALITIES[fed[0]].input_help}: {purpose}")
+
+
+def catalogue_inputs(args: argparse.Namespace) -> dict[str, Path]:
+    """Modality → the catalogue file given for it by `add_catalogue_arguments`' options."""
+    given = {flag: getattr(args, flag.removeprefix("--").replace("-", "_")) for flag in inputs_by_flag()}
+    return {modality: given[flag] for flag, fed in inputs_by_flag().items() for modality in fed
+            if given[flag] is not None}
+
+
+def read_catalogues(inputs: dict[str, Path]) -> dict[str, Catalogue]:
+    """Modality → its catalogue, each file read once (the trailer map serves audio and video)."""
+    read: dict[Path, Catalogue] = {}
+    for modality, path in inputs.items():
+        if path not in read:
+            read[path] = MODALITIES[modality].read_catalogue(path)
+    return {modality: read[path] for modality, path in inputs.items()}

@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -40,6 +41,16 @@ _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.\w+$")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _URL_ATTEMPTS = 4
 MANIFEST_SUFFIX = ".MANIFEST.json"
+_FILL_SCRIPT = "python src/download_models.py"
+
+
+def fill_command(models_dir: Path | str | None = None, modality: str | None = None, models: str | None = None) -> str:
+    """The command that fills the store on a machine with internet, named by every message about a missing model."""
+    options = [("--modality", modality), ("--models-dir", models_dir), ("--models", models)]
+    return " ".join([_FILL_SCRIPT, *(f"{flag} {shlex.quote(str(value))}" for flag, value in options if value)])
+
+
+CHECK_COMMAND = f"{_FILL_SCRIPT} --check"  # names the store's files that differ from their manifests
 
 
 @dataclass(frozen=True)
@@ -257,7 +268,7 @@ class ModelStore:
         listed = {name: info["sha256"] for name, info in manifest["files"].items()} if manifest else None
         if listed is not None and listed != {name: info["sha256"] for name, info in files.items()}:
             print(f"warning: {self.path(entry)} differs from its manifest {self.manifest_path(entry).name} "
-                  "(python src/download_models.py --check names the files)", file=sys.stderr)
+                  f"({CHECK_COMMAND} names the files)", file=sys.stderr)
         return digest_of(files)
 
     def weights_digest(self, entries: tuple[StoreEntry, ...]) -> str:
@@ -289,21 +300,21 @@ class ModelStore:
     def missing(self, entries: tuple[StoreEntry, ...]) -> list[StoreEntry]:
         return [entry for entry in entries if not self.path(entry).exists()]
 
-    def require(self, entries: tuple[StoreEntry, ...], fill_command: str) -> list[Path]:
+    def require(self, entries: tuple[StoreEntry, ...], fill: str) -> list[Path]:
         """Paths of `entries`, downloading the missing ones unless offline."""
         for entry in self.missing(entries):
             if offline():
                 raise UserError(
                     f"model files missing from the store: {self.path(entry)} and downloads are off (offline "
-                    f"flag set); fill the store on a machine with internet ({fill_command}) and copy it here"
+                    f"flag set); fill the store on a machine with internet ({fill}) and copy it here"
                 )
-            self.download(entry, fill_command)
+            self.download(entry, fill)
         paths = [self.path(entry) for entry in entries]
         for path in paths:
             _require_regular_files(path)
         return paths
 
-    def download(self, entry: StoreEntry, fill_command: str = "python src/download_models.py") -> Path:
+    def download(self, entry: StoreEntry, fill: str = fill_command()) -> Path:
         """Fetch one entry into `.<name>.partial` beside its place, record its manifest, rename it into place."""
         target = self.path(entry)
         with self._lock(entry):
@@ -318,7 +329,7 @@ class ModelStore:
                 raise
             except (OSError, http.client.HTTPException, ValueError) as error:
                 raise UserError(f"downloading {entry.source} failed: {_one_line(error)}; retry (finished files "
-                                f"are kept), or fill the store elsewhere ({fill_command}) and copy it here") from None
+                                f"are kept), or fill the store elsewhere ({fill}) and copy it here") from None
             manifest["files"] = file_table(staging, target.name)
             _write_json(self.manifest_path(entry), manifest)
             os.replace(staging, target)
@@ -400,7 +411,7 @@ def _require_regular_files(path: Path) -> None:
         kind = path_kind(file)
         if kind != REGULAR:
             raise UserError(f"model store file {file} is {kind}, not a regular file; put the model's file there "
-                            "(python src/download_models.py --check lists what differs from the manifest)")
+                            f"({CHECK_COMMAND} lists what differs from the manifest)")
 
 
 def _commit(api: object, entry: StoreEntry) -> str:

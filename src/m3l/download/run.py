@@ -10,13 +10,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from m3l.catalog import Catalogue, check_folder_path, read_ids
+from m3l.catalog import SAMPLES, Catalogue, check_folder_path, read_ids
 from m3l.errors import UserError, stoppable_exit_code
 from m3l.store.files import OutputError, open_regular, real_folder
 from m3l.store.format import log_line
 from m3l.store.writer import Summary
 
-DATA = Path(__file__).resolve().parents[3] / "data"
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -47,8 +46,8 @@ def selected(catalogue: Catalogue, args: argparse.Namespace) -> Catalogue:
 def prepare_out(out: Path) -> Path:
     """The output folder, made if need be: writable, never a bundled sample folder under data/."""
     out = out.absolute()
-    if out.resolve().is_relative_to(DATA.resolve()):
-        raise UserError(f"--out {out} is under the bundled samples ({DATA}): choose another folder")
+    if out.resolve().is_relative_to(SAMPLES.resolve()):
+        raise UserError(f"--out {out} is under the bundled samples ({SAMPLES}): choose another folder")
     check_folder_path(out, "--out")
     real_folder(out)
     try:

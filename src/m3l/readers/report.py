@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from m3l.errors import UserError
-from m3l.modalities import MODALITIES
+from m3l.modalities import read_catalogues
 from m3l.models import ModelInfo
 from m3l.readers.features import (CatalogueIds, ModelSummary, choose_source, expected_ids, load_features,
                                   missing_reasons, read_log, summarize)
@@ -28,15 +28,6 @@ from m3l.store.writer import OutputError, atomic_write_bytes
 MAX_POINTS = 5000  # plotted (and PCA-fitted) per model; larger sets are sampled
 COLLAPSED_SPREAD = 1e-2  # RMS distance to the centroid, relative to the RMS norm
 SHOWN_IDS = 12  # example ids per missing reason
-
-
-def catalogue_ids(inputs: dict[str, Path]) -> dict[str, list[str]]:
-    """Modality → every id of its catalogue file: usable items and rejected rows alike."""
-    ids = {}
-    for modality, path in inputs.items():
-        catalogue = MODALITIES[modality].read_catalogue(path)
-        ids[modality] = [item.id for item in catalogue.items] + [label for label, _ in catalogue.rejected]
-    return ids
 
 
 @dataclass
@@ -226,7 +217,8 @@ def write_report(output: Path, html_path: Path | None = None,
     if not infos:
         raise UserError(f"no features under {output}")
     catalogue_inputs = catalogue_inputs or {}
-    catalogue = catalogue_ids(catalogue_inputs) if catalogue_inputs else None
+    catalogue = ({modality: catalogue.listed_ids() for modality, catalogue in read_catalogues(catalogue_inputs).items()}
+                 if catalogue_inputs else None)
     reports = [ModelReport.of(Path(output), info, catalogue) for info in infos]
     html_path = Path(html_path or root.report)
     try:
