@@ -152,6 +152,27 @@ def test_fifos_planted_at_the_index_and_the_lock_never_block_a_reader(sound):
         in result.stdout
 
 
+def test_a_link_or_fifo_where_a_table_should_be_is_never_opened(verify, sound, tmp_path):
+    from m3l.errors import UserError
+    from m3l.readers.features import load_features, provenance
+
+    output, _ = sound
+    hdf5, parquet = output / "text_embeddings_minilm.h5", output / "text_embeddings_minilm.parquet"
+    hdf5.rename(tmp_path / "elsewhere.h5")
+    hdf5.symlink_to(tmp_path / "elsewhere.h5")
+    parquet.unlink()
+    os.mkfifo(parquet)
+    code, stdout, _ = verify("--output", output, "--models", "minilm")
+    assert code == 1
+    assert ("entries that are not regular files where a consolidated table should be (never opened): 2: "
+            f"{hdf5.name}, {parquet.name}") in stdout
+    with pytest.raises(UserError, match="only something else of that name, never opened"):
+        load_features(output, "minilm", source="hdf5")
+    with pytest.raises(UserError, match="only something else of that name, never opened"):
+        provenance(output, "minilm", source="parquet")  # a FIFO: h5py and pyarrow would wait on it
+    assert load_features(output, "minilm")[0] == IDS  # from the JSON folder
+
+
 def test_missing_ids_and_uncovered_catalogues_fail(verify, sound, tmp_path):
     output, _ = sound
     bigger = plots(tmp_path / "more.tsv", [*IDS, "11", "12"])

@@ -137,7 +137,9 @@ class TableCheck:
 
 def _audit_consolidated(audit: ModelAudit, layout: ModelLayout, json: JsonVectors | None) -> None:
     """Each consolidated table, read a chunk of rows at a time, against the sound JSON files (or on its own)."""
-    tables = {source: path for source, path in layout.tables.items() if path.is_file()}
+    tables = layout.present_tables()
+    audit.flag("entries that are not regular files where a consolidated table should be (never opened)",
+               [path.name for source, path in layout.tables.items() if source not in tables and os.path.lexists(path)])
     if not tables:
         audit.notes.append("no consolidated tables (run src/consolidate.py)")
     for source, path in tables.items():

@@ -82,8 +82,8 @@ def choose_source(output_dir: Path | str, model: str | ModelInfo | ModelLayout) 
     else "json"."""
     layout = _layout(output_dir, model)
     newest_json = _newest_json_change_ns(layout.folder)
-    for source, path in layout.tables.items():
-        if path.is_file() and (newest_json is None or path.stat().st_mtime_ns >= newest_json):
+    for source, path in layout.present_tables().items():
+        if newest_json is None or path.stat().st_mtime_ns >= newest_json:
             return source
     if newest_json is None:
         raise UserError(f"no features of {layout.info.name} under {output_dir}: neither {layout.folder.name}/ "
@@ -101,10 +101,16 @@ def _read(layout: ModelLayout, source: str, vectors: bool) -> tuple[list[str], n
         if not layout.folder.is_dir():
             raise UserError(f"no JSON folder {layout.folder}")
         return read_folder(layout.folder, layout.info)
+    return read_table(source, _table(layout, source), layout.info.dim, vectors)
+
+
+def _table(layout: ModelLayout, source: str) -> Path:
+    """The consolidated table of one format, a UserError when there is no such regular file."""
     path = layout.tables[source]
-    if not path.is_file():
-        raise UserError(f"no consolidated file {path}")
-    return read_table(source, path, layout.info.dim, vectors)
+    if source not in layout.present_tables():
+        raise UserError(f"no consolidated file {path}" + (" (only something else of that name, never opened)"
+                                                          if os.path.lexists(path) else ""))
+    return path
 
 
 def load_features(output_dir: Path | str, model: str | ModelInfo,
@@ -128,7 +134,7 @@ def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "au
         source = choose_source(output_dir, layout)
     if source == "json":
         return ProvenanceLog(layout.provenance).summary()
-    stored = table_metadata(source, layout.tables[source]).get(METADATA_KEY)
+    stored = table_metadata(source, _table(layout, source)).get(METADATA_KEY)
     return json.loads(stored) if stored else None
 
 

@@ -37,6 +37,14 @@ def open_regular(path: Path, flags: int) -> int:
     return fd
 
 
+def is_regular(path: Path) -> bool:
+    """Whether `path` itself, no link followed, is a regular file."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def open_for_reading(path: Path) -> int | None:
     """A read-only descriptor of the regular file `path`; None when there is none. As in `open_regular`,
     a symbolic link is not followed and a FIFO not waited on: no planted name makes a reader hang or

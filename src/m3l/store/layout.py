@@ -25,7 +25,7 @@ from pathlib import Path
 
 from m3l.errors import UserError
 from m3l.models import ModelInfo, lookup, resolve, spec
-from m3l.store.files import open_for_reading
+from m3l.store.files import is_regular, open_for_reading
 
 VECTOR_SUFFIX = ".json"
 PROVENANCE = "provenance.jsonl"
@@ -84,6 +84,11 @@ class ModelLayout:
         """Source → the consolidated table of that format, in the order readers prefer them."""
         return {source: self.output / f"{self.table_stem}{suffix}" for source, suffix in TABLE_SUFFIXES.items()}
 
+    def present_tables(self) -> dict[str, Path]:
+        """The consolidated tables there, in the order readers prefer them: regular files only, as readers
+        open nothing else under an output folder (a link there is not followed, a FIFO not waited on)."""
+        return {source: path for source, path in self.tables.items() if is_regular(path)}
+
     def table_names(self) -> str:
         return f"{self.table_stem}{'/'.join(TABLE_SUFFIXES.values())}"
 
@@ -95,7 +100,7 @@ class ModelLayout:
 
     def has_features(self) -> bool:
         """A JSON folder or a consolidated table is there."""
-        return self.folder.is_dir() or any(path.is_file() for path in self.tables.values())
+        return self.folder.is_dir() or bool(self.present_tables())
 
     def temporaries(self) -> list[Path]:
         """Temporary files of this model's writes, left only by a run killed mid-write: any in its own
