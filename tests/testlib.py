@@ -150,6 +150,11 @@ def normalized(distribution: str) -> str:
     return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
+def is_run_record(name: str) -> bool:
+    """run_<timestamp>.toml and runs.jsonl in an output folder: how each run was invoked, new every run."""
+    return name == "runs.jsonl" or (name.startswith("run_") and name.endswith(".toml"))
+
+
 def write_map(path: Path, rows: Iterable[tuple[str, object]], header: bool = True) -> Path:
     """A trailer map TSV: `movie_id<TAB>trailer_path` rows, under that header unless told not to."""
     lines = (["movie_id\ttrailer_path"] if header else []) + [f"{movie_id}\t{source}" for movie_id, source in rows]
