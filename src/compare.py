@@ -15,6 +15,7 @@ from pathlib import Path
 
 from m3l.errors import exit_code
 from m3l.readers.compare import compare, parse_tolerances, table, verdict
+from m3l.store.layout import add_layout_argument
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(repeatable; defaults: 1e-4 for fp32, 5e-3 when a side is tf32 or fp16, 1e-2 "
                              "for vggish)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON, one object per model")
+    add_layout_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = [True]
 
     def run() -> None:
-        results = compare(args.a, args.b, models, parse_tolerances(args.tolerance))
+        results = compare(args.a, args.b, models, parse_tolerances(args.tolerance), args.layout)
         ok[0], summary = verdict(results)
         if args.json:
             print(json.dumps({"ok": ok[0], "models": [result.as_dict() for result in results]}, indent=2))

@@ -10,19 +10,20 @@ from pathlib import Path
 
 from m3l.errors import UserError, exit_code
 from m3l.store.consolidate import consolidate
-from m3l.store.layout import FeatureRoot, ModelLayout
+from m3l.store.layout import FeatureRoot, add_layout_argument
 from m3l.store.locks import model_lock
 
 
-def consolidate_all(output: Path, full: bool = False) -> None:
+def consolidate_all(output: Path, full: bool = False, layout: str | None = None) -> None:
     if not output.is_dir():
         raise UserError(f"output folder not found: {output}")
-    found = [info for info in FeatureRoot(output).found() if ModelLayout(output, info).folder.is_dir()]
+    root = FeatureRoot(output, layout)
+    found = [info for info in root.found() if root.layout(info).folder.is_dir()]
     if not found:
         raise UserError(f"no model folder under {output}")
     for info in found:
-        with model_lock(output, info):  # waits for a run writing this model to finish
-            parquet, h5 = consolidate(output, info, full=full)
+        with model_lock(root, info):  # waits for a run writing this model to finish
+            parquet, h5 = consolidate(root, info, full=full)
         print(f"{info.folder}: {parquet.name}, {h5.name}")
 
 
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=Path("features"), help="output root (default: features)")
     parser.add_argument("--full", action="store_true", help="read every JSON file again and rebuild the tables")
+    add_layout_argument(parser)
     args = parser.parse_args(argv)
-    return exit_code(lambda: consolidate_all(args.output, args.full))
+    return exit_code(lambda: consolidate_all(args.output, args.full, args.layout))
 
 
 if __name__ == "__main__":

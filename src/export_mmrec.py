@@ -8,6 +8,7 @@ from pathlib import Path
 
 from m3l.errors import exit_code
 from m3l.readers.mmrec import FILL_POLICIES, FORMATS, PAIR_FILE, export
+from m3l.store.layout import add_layout_argument
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -33,11 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pair", type=_pair, metavar="VISION,TEXT",
                         help=f"also write <to>/{PAIR_FILE}: MMRec's vision_feature_file and text_feature_file "
                              "lines for these two exported models")
+    add_layout_argument(parser)
     args = parser.parse_args(argv)
     models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
 
     def run() -> None:
-        for exported in export(args.output, args.item_map, args.to, models, args.missing, args.format, args.pair):
+        for exported in export(args.output, args.item_map, args.to, models, args.missing, args.format, args.pair,
+                               args.layout):
             print(exported)
         if args.pair:
             print(f"MMRec dataset config lines -> {args.to / PAIR_FILE}")

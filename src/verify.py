@@ -12,7 +12,7 @@ from pathlib import Path
 from m3l.errors import UserError, exit_code
 from m3l.modalities import add_catalogue_arguments, catalogue_inputs, inputs_by_flag, read_catalogues
 from m3l.readers.audit import audit
-from m3l.store.layout import FeatureRoot
+from m3l.store.layout import FeatureRoot, add_layout_argument
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -22,6 +22,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", help="comma-separated models or folders (default: every model found)")
     parser.add_argument("--accept-logged", action="store_true",
                         help="missing ids whose failure is logged (corrupt input, ...) are not problems")
+    add_layout_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -31,8 +32,8 @@ def verify(args: argparse.Namespace) -> list[str]:
         raise UserError(f"output folder not found: {args.output}")
     inputs = catalogue_inputs(args)
     catalogues = {modality: set(catalogue.usable_ids()) for modality, catalogue in read_catalogues(inputs).items()}
-    chosen = None if args.models is None else FeatureRoot(args.output).resolve(args.models.split(","))
-    audits = audit(args.output, catalogues, chosen)
+    chosen = None if args.models is None else FeatureRoot(args.output, args.layout).resolve(args.models.split(","))
+    audits = audit(args.output, catalogues, chosen, args.layout)
     if not audits:
         raise UserError(f"no model folder or consolidated table under {args.output}")
     for result in audits:

@@ -23,6 +23,7 @@ from m3l.model_store import ModelStore, fill_command
 from m3l.models.base import Encoder
 from m3l.store import provenance, runs
 from m3l.store.consolidate import consolidate
+from m3l.store.layout import FeatureRoot, add_layout_argument
 from m3l.store.locks import model_locks
 from m3l.store.writer import FeatureStore
 
@@ -63,6 +64,7 @@ def build_parser(modality: Modality, default_models: list[str], description: str
                              "published M3L features), recording the ids there now as adopted under LABEL "
                              "(e.g. m3l-published) and this run's own under its provenance")
     modality.add_arguments(parser)
+    add_layout_argument(parser)
     engines.add_arguments(parser)
     group = parser.add_argument_group("configuration (see docs/config.md)")
     group.add_argument("--config", type=Path, metavar="FILE",
@@ -203,9 +205,10 @@ def extract(modality: Modality, args: argparse.Namespace, command: str, resolved
     output = prepare_output(args.output)
     infos = model_infos(modality, args)
     paths = model_files(modality, args, infos)
+    root = FeatureRoot(output, args.layout)
     with runs.recorded(output, command, args.config, resolved, [info.name for info in infos]), \
-            model_locks(output, infos):
-        stores = {info.folder: FeatureStore(output, info, lend_written=not args.no_consolidate) for info in infos}
+            model_locks(root, infos):
+        stores = {info.folder: FeatureStore(root, info, lend_written=not args.no_consolidate) for info in infos}
         with printed_summaries(stores.values()):  # from here on, however the run ends (Ctrl-C while loading too)
             encoders = create_encoders(modality, args, infos, paths)
             for encoder in encoders:
@@ -222,7 +225,7 @@ def extract(modality: Modality, args: argparse.Namespace, command: str, resolved
                 run(catalogue.items, loader, encoders, stores, args.batch_size, workers, counters)
         if not args.no_consolidate:
             for store in stores.values():
-                consolidate(output, store.info, store.scan)
+                consolidate(root, store.info, store.scan)
 
 
 def provenance_of(encoder: Encoder, models_dir: Path) -> dict:

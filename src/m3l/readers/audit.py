@@ -163,7 +163,7 @@ def _audit_consolidated(audit: ModelAudit, layout: ModelLayout, json: JsonVector
 def _audit_provenance(audit: ModelAudit, layout: ModelLayout, has_folder: bool) -> None:
     """The provenance as a note; ids written under a second one (--allow-mixed) are a problem."""
     try:
-        summary = provenance(layout.output, layout.info, source="json" if has_folder else "auto")
+        summary = provenance(layout.output, layout, source="json" if has_folder else "auto")
     except UserError as error:  # provenance.jsonl damaged or crafted
         audit.flag("provenance unreadable", [str(error)])
         return
@@ -181,9 +181,10 @@ def _audit_provenance(audit: ModelAudit, layout: ModelLayout, has_folder: bool) 
         audit.flag(f"ids written under a second provenance ({describe(other)}) with --allow-mixed", other["ids"])
 
 
-def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
+def audit_model(output: Path | FeatureRoot, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
     audit = ModelAudit(info)
-    layout = ModelLayout(output, info)
+    root = FeatureRoot.of(output)
+    layout = root.layout(info)
     json = _audit_json(audit, layout.folder) if layout.folder.is_dir() else None
     if json is None:
         audit.notes.append(f"no JSON folder {layout.folder.name}/: only the consolidated tables were checked")
@@ -195,7 +196,7 @@ def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -
     if catalogue_ids is not None and json is not None:
         expected = {canonical_id(i) for i in catalogue_ids}
         audit.expected = len(expected)
-        audit.missing = missing_reasons(read_log(output, info), sorted(expected - json.row_of.keys() - json.damaged))
+        audit.missing = missing_reasons(read_log(root, layout), sorted(expected - json.row_of.keys() - json.damaged))
         audit.unlogged_missing = len(audit.missing.get(NO_LOG_ENTRY, []))
         extra = json.row_of.keys() - expected
         if extra:
@@ -203,6 +204,9 @@ def audit_model(output: Path, info: ModelInfo, catalogue_ids: set[str] | None) -
     return audit
 
 
-def audit(output: Path, catalogues: dict[str, set[str]], models: list[ModelInfo] | None = None) -> list[ModelAudit]:
-    """Audit every model found under `output` (or those given); `catalogues` maps modality → ids."""
-    return [audit_model(output, info, catalogues.get(info.modality)) for info in models or FeatureRoot(output).found()]
+def audit(output: Path, catalogues: dict[str, set[str]], models: list[ModelInfo] | None = None,
+          layout: str | None = None) -> list[ModelAudit]:
+    """Audit every model found under `output` (or those given), in `layout` (see m3l.store.layout);
+    `catalogues` maps modality → ids."""
+    root = FeatureRoot(output, layout)
+    return [audit_model(root, info, catalogues.get(info.modality)) for info in models or root.found()]

@@ -21,7 +21,7 @@ import numpy as np
 from m3l.errors import UserError
 from m3l.models import ModelInfo, resolve, spec
 from m3l.readers.features import load_features, provenance
-from m3l.store.layout import VECTOR_SUFFIX, FeatureRoot, ModelLayout, read_marker
+from m3l.store.layout import OURS, VECTOR_SUFFIX, FeatureRoot, ModelLayout, read_marker
 
 # Relative difference allowed per arithmetic: fp32 runs differ by float noise (about 1e-6, more on
 # another device's kernels); tf32 and float16 autocast by about 1e-3 of a vector's scale.
@@ -39,7 +39,7 @@ COLUMNS = ("model", "dim", "shared", "only A", "only B", "max abs", "max rel", "
 class Side:
     """One model's features on one side: where they are read from, and how."""
 
-    root: Path
+    root: FeatureRoot
     info: ModelInfo
 
     def precision(self) -> str:
@@ -128,25 +128,28 @@ def _model_folder(path: Path) -> Side | None:
     if recorded is None and not any(path.glob(f"*{VECTOR_SUFFIX}")):
         return None
     info = recorded or FeatureRoot(path.parent).resolve([path.name])[0]
-    return Side(path.parent, replace(info, folder=path.name))
+    return Side(FeatureRoot(path.parent, OURS), replace(info, folder=path.name))  # this very folder, however named
 
 
-def sides(path: Path) -> dict[str, Side]:
-    """Model name → its features under `path`: a feature root, or one model's folder."""
+def sides(path: Path, layout: str | None = None) -> dict[str, Side]:
+    """Model name → its features under `path`: a feature root (in `layout`, see m3l.store.layout), or
+    one model's folder."""
     if not path.is_dir():
         raise UserError(f"not a folder: {path}")
     one = _model_folder(path)
     if one is not None:
         return {one.info.name: one}
-    found = {info.name: Side(path, info) for info in FeatureRoot(path).found()}
+    root = FeatureRoot(path, layout)
+    found = {info.name: Side(root, info) for info in root.found()}
     if not found:
         raise UserError(f"no features under {path}: neither a model folder of <id>.json files nor a feature root")
     return found
 
 
-def pairs(a: Path, b: Path, models: list[str] | None = None) -> list[tuple[Side, Side]]:
+def pairs(a: Path, b: Path, models: list[str] | None = None,
+          layout: str | None = None) -> list[tuple[Side, Side]]:
     """The models to compare: those found on both sides (two model folders are one pair), or the chosen ones."""
-    found_a, found_b = sides(a), sides(b)
+    found_a, found_b = sides(a, layout), sides(b, layout)
     if len(found_a) == 1 and len(found_b) == 1 and models is None:
         return [(next(iter(found_a.values())), next(iter(found_b.values())))]
     names = list(map(model_name, models)) if models else [name for name in found_a if name in found_b]
@@ -179,10 +182,11 @@ def model_name(name: str) -> str:
     return name if spec.is_class(name) else resolve([name])[0].name
 
 
-def compare(a: Path, b: Path, models: list[str] | None = None,
-            tolerances: dict[str, float] | None = None) -> list[ModelComparison]:
+def compare(a: Path, b: Path, models: list[str] | None = None, tolerances: dict[str, float] | None = None,
+            layout: str | None = None) -> list[ModelComparison]:
     tolerances = tolerances or {}
-    return [compare_model(side_a, side_b, tolerances.get(side_a.info.name)) for side_a, side_b in pairs(a, b, models)]
+    return [compare_model(side_a, side_b, tolerances.get(side_a.info.name))
+            for side_a, side_b in pairs(a, b, models, layout)]
 
 
 def _row(result: ModelComparison) -> tuple[str, ...]:

@@ -73,11 +73,16 @@ def _newest_json_change_ns(folder: Path) -> int | None:
         return None
 
 
-def _layout(output_dir: Path | str, model: str | ModelInfo | ModelLayout) -> ModelLayout:
-    return model if isinstance(model, ModelLayout) else FeatureRoot(output_dir).layout(model)
+Root = Path | str | FeatureRoot  # an output root, or one with its layout settled (e.g. FeatureRoot(path, "m3l"))
 
 
-def choose_source(output_dir: Path | str, model: str | ModelInfo | ModelLayout) -> str:
+def _layout(output_dir: Root, model: str | ModelInfo | ModelLayout, layout: str | None = None) -> ModelLayout:
+    """The model's files under the root, in the layout asked for ("m3l": the published M3L folder
+    names), else in the one the root's name says (see m3l.store.layout.layout_kind)."""
+    return model if isinstance(model, ModelLayout) else FeatureRoot.of(output_dir, layout).layout(model)
+
+
+def choose_source(output_dir: Root, model: str | ModelInfo | ModelLayout) -> str:
     """Where `load_features(..., source="auto")` reads: "hdf5" (the fastest) or "parquet" when up to date,
     else "json"."""
     layout = _layout(output_dir, model)
@@ -113,23 +118,26 @@ def _table(layout: ModelLayout, source: str) -> Path:
     return path
 
 
-def load_features(output_dir: Path | str, model: str | ModelInfo,
-                  source: str = "auto") -> tuple[list[str], np.ndarray]:
+def load_features(output_dir: Root, model: str | ModelInfo, source: str = "auto",
+                  layout: str | None = None) -> tuple[list[str], np.ndarray]:
     """The ids and the N x dim float32 matrix of one model, row i being the vector of ids[i].
 
     `source` is "auto" (the consolidated table when up to date, else the JSON folder),
-    or "parquet", "hdf5" or "json" to read that one form.
+    or "parquet", "hdf5" or "json" to read that one form. `layout` "m3l" reads the published
+    M3L folder names (`4_audio_feat/whisper/`); by default a root named `features_json_format`
+    or `N_<modality>_feat` is read so, any other in ours.
     """
-    ids, matrix = _read(_layout(output_dir, model), source, vectors=True)
+    ids, matrix = _read(_layout(output_dir, model, layout), source, vectors=True)
     return _sorted(ids, matrix)
 
 
-def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> dict | None:
+def provenance(output_dir: Root, model: str | ModelInfo, source: str = "auto",
+               layout: str | None = None) -> dict | None:
     """What produced a model's vectors (see m3l.store.provenance.ProvenanceLog.summary); None when unrecorded.
 
     Read from the JSON folder's provenance.jsonl, or from the consolidated table's metadata.
     """
-    layout = _layout(output_dir, model)
+    layout = _layout(output_dir, model, layout)
     if source == "auto":
         source = choose_source(output_dir, layout)
     if source == "json":
@@ -138,21 +146,22 @@ def provenance(output_dir: Path | str, model: str | ModelInfo, source: str = "au
     return json.loads(stored) if stored else None
 
 
-def load_ids(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> list[str]:
+def load_ids(output_dir: Root, model: str | ModelInfo, source: str = "auto", layout: str | None = None) -> list[str]:
     """The ids of `load_features` without reading the vectors of a consolidated table."""
-    ids, order = _canonical_order(_read(_layout(output_dir, model), source, vectors=False)[0])
+    ids, order = _canonical_order(_read(_layout(output_dir, model, layout), source, vectors=False)[0])
     return ids if order is None else [ids[k] for k in order]
 
 
-def as_dataframe(output_dir: Path | str, model: str | ModelInfo, source: str = "auto") -> pd.DataFrame:
+def as_dataframe(output_dir: Root, model: str | ModelInfo, source: str = "auto",
+                 layout: str | None = None) -> pd.DataFrame:
     """One model's features as a DataFrame: index `movie_id` (str), columns 0..dim-1 (float32)."""
     import pandas as pd
 
-    ids, matrix = load_features(output_dir, model, source)
+    ids, matrix = load_features(output_dir, model, source, layout)
     return pd.DataFrame(matrix, index=pd.Index(ids, name="movie_id"))
 
 
-def read_log(output_dir: Path | str, model: str | ModelInfo) -> list[LogEntry]:
+def read_log(output_dir: Root, model: str | ModelInfo) -> list[LogEntry]:
     """The entries of the model's log; lines of another shape are ignored."""
     path = _layout(output_dir, model).log
     return list(read_log_file(path))
@@ -170,12 +179,12 @@ def missing_reasons(entries: list[LogEntry], missing: Iterable[str]) -> dict[str
     return dict(sorted(grouped.items(), key=lambda item: -len(item[1])))
 
 
-def expected_ids(output_dir: Path | str, model: str | ModelInfo, ids: Iterable[str],
+def expected_ids(output_dir: Root, model: str | ModelInfo, ids: Iterable[str],
                  catalogue: CatalogueIds | None = None) -> list[str]:
     """The ids a model should have vectors for: the catalogue's (its modality's, when a mapping
     is given), or by default (and for a modality the mapping lacks) every id the runs saw:
     those with a vector and those in the model's log."""
-    info = FeatureRoot(output_dir).lookup(model)
+    info = FeatureRoot.of(output_dir).lookup(model)
     if isinstance(catalogue, Mapping):
         catalogue = catalogue.get(info.modality)
     if catalogue is None:
@@ -197,16 +206,17 @@ class ModelSummary:
     source: str  # where the vectors were read: parquet, hdf5 or json
 
 
-def summarize(output_dir: Path | str, model: str | ModelInfo, ids: list[str],
+def summarize(output_dir: Root, model: str | ModelInfo, ids: list[str],
               catalogue: CatalogueIds | None = None, source: str = "json") -> ModelSummary:
-    info = FeatureRoot(output_dir).lookup(model)
+    info = FeatureRoot.of(output_dir).lookup(model)
     expected = expected_ids(output_dir, info, ids, catalogue)
     covered = len(set(expected).intersection(ids))
     return ModelSummary(info.name, info.folder, info.modality, info.dim, len(ids), len(expected),
                         covered / len(expected) if expected else 0.0, source)
 
 
-def list_models(output_dir: Path | str, catalogue: CatalogueIds | None = None) -> list[ModelSummary]:
+def list_models(output_dir: Root, catalogue: CatalogueIds | None = None,
+                layout: str | None = None) -> list[ModelSummary]:
     """Dimension, vector count and coverage of every model found under `output_dir`.
 
     `catalogue` gives the ids to cover: a collection of ids for every model, or a mapping
@@ -214,8 +224,8 @@ def list_models(output_dir: Path | str, catalogue: CatalogueIds | None = None) -
     modality the mapping lacks), coverage is measured against the ids the runs saw:
     vectors plus ids in the model's log.
     """
-    summaries = []
-    for info in FeatureRoot(output_dir).found():
-        source = choose_source(output_dir, info)
-        summaries.append(summarize(output_dir, info, load_ids(output_dir, info, source), catalogue, source))
+    root, summaries = FeatureRoot.of(output_dir, layout), []
+    for info in root.found():
+        source = choose_source(root, info)
+        summaries.append(summarize(root, info, load_ids(root, info, source), catalogue, source))
     return summaries

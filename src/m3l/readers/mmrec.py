@@ -115,7 +115,8 @@ class ExportedFolder:
 
 
 def export(output: Path, item_map: Path | None, target: Path, models: list[str] | None = None,
-           fill: str = "zeros", fmt: str = "mmrec", pair: tuple[str, str] | None = None) -> list[Exported | ExportedFolder]:
+           fill: str = "zeros", fmt: str = "mmrec", pair: tuple[str, str] | None = None,
+           layout: str | None = None) -> list[Exported | ExportedFolder]:
     """Write the chosen models (default: all found under `output`) for a recommender framework:
     `mmrec`, one `<target>/<modality>/<stem>.npy` matrix aligned with the item map (and, for `pair`,
     a vision and a text model, MMRec's two dataset config lines in `<target>/mmrec_features.yaml`);
@@ -133,20 +134,20 @@ def export(output: Path, item_map: Path | None, target: Path, models: list[str] 
         raise UserError("--pair writes MMRec's dataset config lines: it needs --format mmrec")
     item_ids = read_item_map(item_map) if item_map is not None else None
     check_folder_path(target, "--to")
-    root = FeatureRoot(output)
+    root = FeatureRoot(output, layout)
     infos = root.resolve(models) if models else root.found()
     if not infos:
         raise UserError(f"no features under {output}")
     paired = _pair(infos, pair) if pair else None
     if item_ids is not None:
-        _check_overlap(output, infos, item_ids, item_map)
+        _check_overlap(root, infos, item_ids, item_map)
     for modality in {info.modality for info in infos}:
         check_folder_path(target / modality, "the export folder")
     for info in infos if fmt == "elliot" else ():
         check_folder_path(target / info.modality / file_stem(info), "the export folder")
     if fmt == "elliot":
-        return [_export_folder(output, info, item_ids, target / info.modality / file_stem(info)) for info in infos]
-    exported = [_export_one(output, info, item_ids, _matrix_path(target, info), fill) for info in infos]
+        return [_export_folder(root, info, item_ids, target / info.modality / file_stem(info)) for info in infos]
+    exported = [_export_one(root, info, item_ids, _matrix_path(target, info), fill) for info in infos]
     if paired:
         _write_pair(target, *paired)
     return exported
@@ -175,7 +176,7 @@ def _write_pair(target: Path, vision: ModelInfo, text: ModelInfo) -> Path:
     return path
 
 
-def _check_overlap(output: Path, infos: list[ModelInfo], item_ids: list[str], item_map: Path) -> None:
+def _check_overlap(output: FeatureRoot, infos: list[ModelInfo], item_ids: list[str], item_map: Path) -> None:
     wanted = set(item_ids)
     for info in infos:
         ids = load_ids(output, info)
@@ -184,7 +185,7 @@ def _check_overlap(output: Path, infos: list[ModelInfo], item_ids: list[str], it
                             f"{item_ids[0]!r}, here like {ids[0] if ids else 'nothing'!r}): wrong item map?")
 
 
-def _export_one(output: Path, info: ModelInfo, item_ids: list[str], path: Path, fill: str) -> Exported:
+def _export_one(output: FeatureRoot, info: ModelInfo, item_ids: list[str], path: Path, fill: str) -> Exported:
     ids, matrix = load_features(output, info)
     aligned, found = align(item_ids, ids, matrix, fill)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +194,7 @@ def _export_one(output: Path, info: ModelInfo, item_ids: list[str], path: Path, 
     return Exported(info, path, len(item_ids), found, unused=len(set(ids).difference(item_ids)))
 
 
-def _export_folder(output: Path, info: ModelInfo, item_ids: list[str] | None, folder: Path) -> ExportedFolder:
+def _export_folder(output: FeatureRoot, info: ModelInfo, item_ids: list[str] | None, folder: Path) -> ExportedFolder:
     ids, matrix = load_features(output, info)
     wanted = None if item_ids is None else set(item_ids)
     folder.mkdir(parents=True, exist_ok=True)

@@ -125,7 +125,7 @@ class ModelReport:
     png: str
 
     @classmethod
-    def of(cls, output: Path, info: ModelInfo, catalogue: CatalogueIds | None) -> ModelReport:
+    def of(cls, output: FeatureRoot, info: ModelInfo, catalogue: CatalogueIds | None) -> ModelReport:
         source = choose_source(output, info)
         ids, matrix = load_features(output, info, source)
         have = set(ids)
@@ -208,18 +208,19 @@ def render(output: Path, reports: list[ModelReport], catalogue_inputs: dict[str,
 
 
 def write_report(output: Path, html_path: Path | None = None,
-                 catalogue_inputs: dict[str, Path] | None = None) -> Path:
-    """Write the report of every model under `output` (default `<output>/report.html`)."""
+                 catalogue_inputs: dict[str, Path] | None = None, layout: str | None = None) -> Path:
+    """Write the report of every model under `output`, in `layout` (see m3l.store.layout), by default
+    to `<output>/report.html`."""
     if not Path(output).is_dir():
         raise UserError(f"output folder not found: {output}")
-    root = FeatureRoot(output)
+    root = FeatureRoot(output, layout)
     infos = root.found()
     if not infos:
         raise UserError(f"no features under {output}")
     catalogue_inputs = catalogue_inputs or {}
     catalogue = ({modality: catalogue.listed_ids() for modality, catalogue in read_catalogues(catalogue_inputs).items()}
                  if catalogue_inputs else None)
-    reports = [ModelReport.of(Path(output), info, catalogue) for info in infos]
+    reports = [ModelReport.of(root, info, catalogue) for info in infos]
     html_path = Path(html_path or root.report)
     try:
         html_path.parent.mkdir(parents=True, exist_ok=True)

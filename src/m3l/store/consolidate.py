@@ -23,7 +23,7 @@ from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.store.format import (SOUND, TRUSTED, UNREAD, FolderScan, Index, check_marker_dim, chunk_rows, hdf5_rows,
                               integer_ids, key_order, table_keys, table_writer, tables_bytes)
-from m3l.store.layout import ModelLayout, vector_id
+from m3l.store.layout import FeatureRoot, ModelLayout, vector_id
 from m3l.store.provenance import metadata
 from m3l.store.writer import atomic_output, atomic_write_bytes
 
@@ -47,7 +47,7 @@ def _plan(layout: ModelLayout, scan: FolderScan, full: bool) -> bool:
     return False
 
 
-def consolidate(output: Path, info: ModelInfo, scan: FolderScan | None = None,
+def consolidate(output: Path | FeatureRoot, info: ModelInfo, scan: FolderScan | None = None,
                 full: bool = False) -> tuple[Path, Path]:
     """Bring `<modality>_embeddings_<name>.parquet` and `.h5` up to date with the JSON folder, sorted by id.
 

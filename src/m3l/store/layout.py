@@ -17,6 +17,7 @@ model's dimension always comes from the marker in its folder.
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import os
@@ -63,13 +64,52 @@ def _table_stem(modality: str, name: str) -> str:
     return f"{modality}_embeddings_{name}"
 
 
-class ModelLayout:
-    """The paths of one model's files under an output root."""
+OURS, M3L = "ours", "m3l"
+LAYOUTS = (OURS, M3L)
+M3L_TOP = "features_json_format"  # the published M3L features' root, one folder per modality below it
+M3L_MODALITY_ROOTS = {"text": "1_text_feat", "image": "2_image_feat", "video": "3_video_feat", "audio": "4_audio_feat"}
 
-    def __init__(self, output: Path | str, info: ModelInfo) -> None:
-        self.output = Path(output)
+
+def layout_kind(output: Path | str, layout: str | None = None) -> str:
+    """The layout of an output root: the one asked for, else M3L's for a root named as the published ones."""
+    if layout is not None:
+        return layout
+    return M3L if Path(output).name in (M3L_TOP, *M3L_MODALITY_ROOTS.values()) else OURS
+
+
+def add_layout_argument(parser: argparse.ArgumentParser) -> None:
+    """`--layout`, as every extractor and reader takes it."""
+    parser.add_argument("--layout", choices=LAYOUTS,
+                        help="folder names under the output root: ours (minilm/, audio_whisper/) or m3l, the "
+                             "published M3L features' (1_text_feat/minilm/, 4_audio_feat/whisper/) (default: m3l "
+                             f"for a root named {M3L_TOP} or N_<modality>_feat, else ours)")
+
+
+def _model_root(output: Path, info: ModelInfo, layout: str) -> Path:
+    """Where a model's folder, log and tables go: the root itself, or under M3L's layout its
+    modality's `N_<modality>_feat/` (the root itself when it is one)."""
+    if layout == OURS or output.name in M3L_MODALITY_ROOTS.values():
+        return output
+    return output / M3L_MODALITY_ROOTS[info.modality]
+
+
+def _folder_name(info: ModelInfo, layout: str) -> str:
+    """A model's folder: ours (`audio_whisper`), or M3L's published name, the model's (`whisper`); a spec
+    model's path-safe folder in both."""
+    return info.name if layout == M3L and not isinstance(info, spec.SpecInfo) else info.folder
+
+
+class ModelLayout:
+    """The paths of one model's files under an output root, in our layout or the published M3L one
+    (`layout_kind`: asked for, else recognised by the root's name)."""
+
+    def __init__(self, output: Path | str | FeatureRoot, info: ModelInfo, layout: str | None = None) -> None:
+        if isinstance(output, FeatureRoot):  # a root whose layout is settled
+            output, layout = output.output, output.kind
+        self.kind = layout_kind(output, layout)
+        self.output = _model_root(Path(output), info, self.kind)
         self.info = info
-        self.name = info.folder  # names the model's folder, log and lock
+        self.name = _folder_name(info, self.kind)  # names the model's folder, log and lock
         # The published tables of the twelve are named by model, a spec model's by its path-safe folder
         self.table_stem = _table_stem(info.modality, info.folder if isinstance(info, spec.SpecInfo) else info.name)
         self.folder = self.output / self.name
@@ -146,11 +186,20 @@ class FeatureRoot:
     """An output root as readers see it: its models, looked up with the root so that a spec model's
     folder names it and its marker gives its dimension."""
 
-    def __init__(self, output: Path | str) -> None:
+    def __init__(self, output: Path | str, layout: str | None = None) -> None:
         self.output = Path(output)
+        self.kind = layout_kind(output, layout)
         self.report = self.output / REPORT
         self.progress = self.output / PROGRESS  # extract_all.py's figures of the run going on
         self.runs_log = self.output / RUNS_LOG
+
+    @classmethod
+    def of(cls, output: Path | str | FeatureRoot, layout: str | None = None) -> FeatureRoot:
+        """`output` as a root: as it is when its layout is settled already, else in `layout`."""
+        return output if isinstance(output, FeatureRoot) else cls(output, layout)
+
+    def __str__(self) -> str:
+        return str(self.output)
 
     def run_config(self, stamp: str, number: int = 1) -> Path:
         """The resolved config of the run started at `stamp`, the `number`-th started in that second."""
@@ -160,9 +209,15 @@ class FeatureRoot:
         """Whether `path` is a run config written into this root (a run started by extract_all.py)."""
         return bool(_RUN_CONFIG.fullmatch(path.name)) and path.absolute().parent == self.output.absolute()
 
+    def model_roots(self) -> list[Path]:
+        """The folders that hold model folders: the root, or under M3L's layout each `N_<modality>_feat/`."""
+        if self.kind == OURS or self.output.name in M3L_MODALITY_ROOTS.values():
+            return [self.output]
+        return [self.output / name for name in M3L_MODALITY_ROOTS.values()]
+
     def recorded(self, folder_name: str) -> spec.SpecInfo | None:
         """The spec model whose marker is in the folder `folder_name`, if any."""
-        return read_marker(self.output / folder_name)
+        return next(filter(None, (read_marker(root / folder_name) for root in self.model_roots())), None)
 
     def resolve(self, names: list[str] | None, modality: str | None = None) -> list[ModelInfo]:
         """`m3l.models.resolve` under this root."""
@@ -175,13 +230,13 @@ class FeatureRoot:
         return lookup(model, recorded=self.recorded)
 
     def layout(self, model: str | ModelInfo) -> ModelLayout:
-        return ModelLayout(self.output, self.lookup(model))
+        return ModelLayout(self.output, self.lookup(model), self.kind)
 
     def found(self) -> list[ModelInfo]:
         """The models with a JSON folder or a consolidated table here, in table order, then the spec
         models' folders by name."""
         from m3l.models import MODELS
 
-        table = [info for info in MODELS.values() if ModelLayout(self.output, info).has_features()]
-        markers = sorted(self.output.glob(f"*/{MARKER}"))
+        table = [info for info in MODELS.values() if ModelLayout(self.output, info, self.kind).has_features()]
+        markers = sorted(marker for root in self.model_roots() for marker in root.glob(f"*/{MARKER}"))
         return table + [info for info in map(read_marker, (marker.parent for marker in markers)) if info is not None]

@@ -11,8 +11,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from m3l.models import ModelInfo
-from m3l.store.files import OutputError, open_regular
-from m3l.store.layout import ModelLayout
+from m3l.store.files import OutputError, open_regular, real_folder
+from m3l.store.layout import FeatureRoot, ModelLayout
 
 
 def _lock_holder(fd: int) -> str:
@@ -20,14 +20,16 @@ def _lock_holder(fd: int) -> str:
 
 
 @contextmanager
-def model_lock(output: Path, info: ModelInfo) -> Iterator[None]:
+def model_lock(output: Path | FeatureRoot, info: ModelInfo) -> Iterator[None]:
     """Hold `<output>/.<folder>.lock` (flock): the one run writing this model's files.
 
     A second run waits for the first to finish, then finds its ids done, so no id
     is computed twice. The kernel drops the lock when its holder dies, even by
     SIGKILL; the temporary files such a death left behind are removed here.
     """
-    path = ModelLayout(output, info).lock
+    layout = ModelLayout(output, info)
+    real_folder(layout.output)  # M3L's layout: the modality's N_<modality>_feat/ under the root
+    path = layout.lock
     fd = open_regular(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
@@ -48,7 +50,7 @@ def model_lock(output: Path, info: ModelInfo) -> Iterator[None]:
 
 
 @contextmanager
-def model_locks(output: Path, infos: Iterable[ModelInfo]) -> Iterator[None]:
+def model_locks(output: Path | FeatureRoot, infos: Iterable[ModelInfo]) -> Iterator[None]:
     """`model_lock` of several models, taken in folder order so that two runs never deadlock."""
     with ExitStack() as stack:
         for info in sorted(infos, key=lambda info: info.folder):
@@ -56,7 +58,7 @@ def model_locks(output: Path, infos: Iterable[ModelInfo]) -> Iterator[None]:
         yield
 
 
-def remove_temporaries(output: Path, info: ModelInfo) -> None:
+def remove_temporaries(output: Path | FeatureRoot, info: ModelInfo) -> None:
     """Only safe under the model's lock: no live run is writing them."""
     for path in ModelLayout(output, info).temporaries():
         path.unlink(missing_ok=True)

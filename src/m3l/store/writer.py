@@ -29,7 +29,7 @@ from m3l.models import ModelInfo
 from m3l.models.spec import SpecInfo, marker
 from m3l.store.files import OutputError, open_regular, real_folder
 from m3l.store.format import DIRECTORY, FolderScan, Index, check_marker_dim, log_line
-from m3l.store.layout import MARKER, ModelLayout, marker_bytes, read_marker, recorded_marker, temporary_affixes
+from m3l.store.layout import MARKER, FeatureRoot, ModelLayout, marker_bytes, read_marker, recorded_marker, temporary_affixes
 from m3l.store.provenance import ProvenanceLog
 
 _UMASK = os.umask(0o022)
@@ -107,7 +107,7 @@ class Summary:
 class FeatureStore:
     """The per-movie JSON files and the log of one model under an output root."""
 
-    def __init__(self, output: Path, info: ModelInfo, lend_written: bool = True) -> None:
+    def __init__(self, output: Path | FeatureRoot, info: ModelInfo, lend_written: bool = True) -> None:
         """`lend_written`: keep each vector written for the consolidation after the run (one float32
         matrix of the run's vectors); off when no consolidation follows."""
         self.info = info
