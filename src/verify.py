@@ -42,7 +42,7 @@ def verify(args: argparse.Namespace) -> list[str]:
     uncovered = [flag for flag, fed in inputs_by_flag().items() if inputs.keys() & set(fed) and not covered & set(fed)]
     for flag in uncovered:
         print(f"{flag} was given but none of its models has features under {args.output}")
-    bad = [result.info.folder for result in audits if result.problems(args.accept_logged)] + uncovered
+    bad = [result.folder for result in audits if result.problems(args.accept_logged)] + uncovered
     print(f"verify: {'OK' if not bad else 'problems in ' + ', '.join(bad)} ({len(audits)} models checked)")
     return bad
 

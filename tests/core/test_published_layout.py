@@ -76,3 +76,11 @@ def test_consolidate_writes_the_tables_beside_each_published_folder(published, t
     assert (copy / "1_text_feat" / "text_embeddings_clip-text.parquet").is_file()
     ids, matrix = load_features(copy, "whisper", source="hdf5")
     assert ids == IDS and np.array_equal(matrix, np.stack([vectors["whisper"][i] for i in IDS]))
+
+
+def test_verify_names_the_published_folders(published):
+    top, _ = published
+    result = run_script("verify.py", "--output", top / "4_audio_feat")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines() if "-d): expected" in line] == \
+        ["whisper", "ast", "vggish"]

@@ -32,6 +32,7 @@ SHOWN = 5  # ids shown per finding
 @dataclass
 class ModelAudit:
     info: ModelInfo
+    folder: str  # the model's folder under the root's layout (`audio_whisper`, or M3L's `whisper`)
     expected: int | None = None  # None: no catalogue given for this modality
     present: int = 0
     missing: dict[str, list[str]] = field(default_factory=dict)  # logged reason → ids
@@ -52,7 +53,7 @@ class ModelAudit:
         info = self.info
         expected = "?" if self.expected is None else self.expected
         missing = sum(map(len, self.missing.values()))
-        lines = [f"{info.folder} ({info.modality}, {info.dim}-d): expected {expected}, present {self.present}, "
+        lines = [f"{self.folder} ({info.modality}, {info.dim}-d): expected {expected}, present {self.present}, "
                  f"missing {missing}"]
         lines += [f"  missing {len(ids)}: {reason}: {_shown(ids)}" for reason, ids in self.missing.items()]
         lines += [f"  {problem}: {len(names)}: {_shown(names)}" for problem, names in self.findings.items()]
@@ -182,9 +183,8 @@ def _audit_provenance(audit: ModelAudit, layout: ModelLayout, has_folder: bool) 
 
 
 def audit_model(output: Path | FeatureRoot, info: ModelInfo, catalogue_ids: set[str] | None) -> ModelAudit:
-    audit = ModelAudit(info)
-    root = FeatureRoot.of(output)
-    layout = root.layout(info)
+    layout = FeatureRoot.of(output).layout(info)
+    audit = ModelAudit(info, layout.name)
     json = _audit_json(audit, layout.folder) if layout.folder.is_dir() else None
     if json is None:
         audit.notes.append(f"no JSON folder {layout.folder.name}/: only the consolidated tables were checked")
@@ -196,7 +196,8 @@ def audit_model(output: Path | FeatureRoot, info: ModelInfo, catalogue_ids: set[
     if catalogue_ids is not None and json is not None:
         expected = {canonical_id(i) for i in catalogue_ids}
         audit.expected = len(expected)
-        audit.missing = missing_reasons(read_log(root, layout), sorted(expected - json.row_of.keys() - json.damaged))
+        unfound = sorted(expected - json.row_of.keys() - json.damaged)
+        audit.missing = missing_reasons(read_log(layout.output, layout), unfound)
         audit.unlogged_missing = len(audit.missing.get(NO_LOG_ENTRY, []))
         extra = json.row_of.keys() - expected
         if extra:

@@ -13,6 +13,12 @@ the runs, `run_<timestamp>.toml` (each run's resolved config) and `runs.jsonl`, 
 extract_all.py's `progress.json`; a file of the root rather than of one model gets its name
 there. Readers look models up through `FeatureRoot`, which knows the root, so a spec
 model's dimension always comes from the marker in its folder.
+
+Two layouts name the model folders (`layout_kind`): ours above, and the published M3L
+features' (`features_json_format/1_text_feat/minilm/`, `.../4_audio_feat/whisper/`), where
+each model's folder, log, tables and index go in its modality's `N_<modality>_feat/` and
+the twelve's folders carry the model's name. A root named `features_json_format` or
+`N_<modality>_feat` is in M3L's layout unless told otherwise.
 """
 
 from __future__ import annotations

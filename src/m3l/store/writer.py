@@ -117,7 +117,7 @@ class FeatureStore:
         self.log_path = self.layout.log
         real_folder(self.folder)
         os.close(open_regular(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT))
-        self.summary = Summary(info.folder)
+        self.summary = Summary(self.layout.name)
         self.scan: FolderScan | None = None  # the resume scan, lent to the consolidation after the run
         self.started = time.perf_counter()
         if isinstance(info, SpecInfo):  # its dimension: recorded by an earlier run, else known at its first vector
