@@ -23,8 +23,8 @@ def consolidate_all(output: Path, full: bool = False, layout: str | None = None)
         raise UserError(f"no model folder under {output}")
     for info in found:
         with model_lock(root, info):  # waits for a run writing this model to finish
-            parquet, h5 = consolidate(root, info, full=full)
-        print(f"{info.folder}: {parquet.name}, {h5.name}")
+            tables = consolidate(root, info, full=full)
+        print(f"{info.folder}: {', '.join(path.name for path in tables)}")
 
 
 def main(argv: list[str] | None = None) -> int:

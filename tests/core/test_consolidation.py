@@ -15,11 +15,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-import m3l.store.format
+import m3l.store.scan
+import m3l.store.tables.base
 from m3l.models import MODELS
 from m3l.readers.features import load_features
 from m3l.store.consolidate import consolidate
-from m3l.store.format import BEYOND_FLOAT32, parse_vector
+from m3l.store.codec import BEYOND_FLOAT32, parse_vector
 from m3l.store.layout import ModelLayout
 from m3l.store.writer import FeatureStore
 from tests.core.sample_outputs import random_vectors, write_features
@@ -37,7 +38,7 @@ def reads(monkeypatch):
     def spy(raw, movie_id, dim):
         seen.append(movie_id)
         return parse_vector(raw, movie_id, dim)
-    monkeypatch.setattr(m3l.store.format, "parse_vector", spy)
+    monkeypatch.setattr(m3l.store.scan, "parse_vector", spy)
     return seen
 
 
@@ -109,7 +110,7 @@ def test_incremental_and_full_consolidation_write_byte_identical_tables(tmp_path
                          ids=["integers", "a string id re-sorts the old rows"])
 def test_incremental_consolidation_merges_new_ids_among_the_old_ones_a_chunk_at_a_time(tmp_path, monkeypatch,
                                                                                           new_ids):
-    monkeypatch.setattr(m3l.store.format, "CHUNK_BYTES", 3 * MINILM.dim * 4)  # three rows a chunk
+    monkeypatch.setattr(m3l.store.tables.base, "CHUNK_BYTES", 3 * MINILM.dim * 4)  # three rows a chunk
     write_features(tmp_path, "minilm", random_vectors("minilm", [str(i) for i in range(0, 40, 2)]))
     write_features(tmp_path, "minilm", random_vectors("minilm", new_ids, seed=1))
     incremental = tables(tmp_path)
@@ -183,7 +184,7 @@ MEMORY_CHILD = textwrap.dedent("""
     from pathlib import Path
     import h5py, numpy, orjson, pyarrow, pyarrow.parquet
     from dataclasses import replace
-    import m3l.store.format
+    import m3l.store.tables.base
     from m3l.models import MODELS
     from m3l.readers.audit import audit_model
     from m3l.store.consolidate import consolidate
@@ -194,7 +195,7 @@ MEMORY_CHILD = textwrap.dedent("""
 
     step, output, dim = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     info = replace(MODELS["minilm"], name="tiny", folder="tiny", dim=dim)
-    m3l.store.format.CHUNK_BYTES = 1 << 20  # chunks far smaller than the matrix, as in a big folder
+    m3l.store.tables.base.CHUNK_BYTES = 1 << 20  # chunks far smaller than the matrix, as in a big folder
     before = rss_kib("VmRSS:")
     Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
     if step == "consolidate":

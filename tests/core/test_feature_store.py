@@ -12,7 +12,7 @@ import pytest
 
 from m3l.models import MODELS
 from m3l.store.consolidate import consolidate
-from m3l.store.format import parse_vector
+from m3l.store.codec import parse_vector
 from m3l.store.writer import FeatureStore
 from tests.outputs import read_vector
 
@@ -90,7 +90,7 @@ def test_consolidation_sorts_integer_ids_numerically(tmp_path):
     store = FeatureStore(tmp_path, MINILM)
     for movie_id in ("10", "9", "100"):
         store.write(movie_id, np.full(384, int(movie_id), dtype=np.float32))
-    parquet, h5 = consolidate(tmp_path, MINILM)
+    h5, parquet = consolidate(tmp_path, MINILM)
     table = pq.read_table(parquet)
     assert table.column("movie_id").to_pylist() == [9, 10, 100]
     assert table.schema.field("embedding").type.value_type == "float"
@@ -104,7 +104,7 @@ def test_consolidation_keeps_string_ids_as_strings(tmp_path):
     store = FeatureStore(tmp_path, MINILM)
     for movie_id in ("tt2", "tt10", "7"):
         store.write(movie_id, np.zeros(384))
-    parquet, h5 = consolidate(tmp_path, MINILM)
+    h5, parquet = consolidate(tmp_path, MINILM)
     assert pq.read_table(parquet).column("movie_id").to_pylist() == ["7", "tt10", "tt2"]
     with h5py.File(h5) as handle:
         assert [i.decode() for i in handle["movie_ids"][:]] == ["7", "tt10", "tt2"]
@@ -112,7 +112,7 @@ def test_consolidation_keeps_string_ids_as_strings(tmp_path):
 
 def test_consolidation_of_an_empty_folder_writes_empty_tables(tmp_path):
     FeatureStore(tmp_path, MINILM)
-    parquet, h5 = consolidate(tmp_path, MINILM)
+    h5, parquet = consolidate(tmp_path, MINILM)
     assert pq.read_table(parquet).num_rows == 0
     with h5py.File(h5) as handle:
         assert handle["embeddings"].shape == (0, 384)

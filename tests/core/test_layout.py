@@ -1,7 +1,10 @@
-"""The output layout's one owner: models whose names start alike never touch each other's files, and every
-reader finds a spec model under an output root by its spec or its folder, with the dimension of its marker."""
+"""The output layout's one owner: models whose names start alike never touch each other's files, every
+reader finds a spec model under an output root by its spec or its folder, with the dimension of its marker,
+and a table format registered beside HDF5 and Parquet is written, read and audited like them."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from m3l.store.consolidate import consolidate
 from m3l.store.layout import ModelLayout
 from m3l.store.locks import model_lock
 from m3l.store.provenance import record
+from m3l.store.tables import TABLE_FORMATS, TableFormat
 from m3l.store.writer import FeatureStore
 
 SPEC = "st:org/model@v1"
@@ -71,3 +75,53 @@ def test_provenance_and_features_of_a_spec_model_by_its_folder(tmp_path, consoli
         assert provenance(tmp_path / "out", name)["provenance"]["model"] == SPEC
         ids, matrix = load_features(tmp_path / "out", name)
         assert ids == ["1", "2"] and matrix.shape == (2, 4)
+
+
+class NpzTable(TableFormat):
+    """A third table format, as a user would add one: keys and vectors in one .npz written at close."""
+
+    name, suffix = "npz", ".npz"
+
+    class Writer:
+        def __init__(self, path, metadata):
+            self.path, self.metadata, self.keys, self.vectors = path, dict(metadata), [], []
+
+        def write(self, keys, vectors):
+            self.keys += [str(key) for key in keys]
+            self.vectors.append(np.array(vectors, dtype=np.float32))
+
+        def close(self):
+            with open(self.path, "wb") as handle:
+                np.savez(handle, ids=np.array(self.keys), vectors=np.concatenate(self.vectors),
+                         metadata=json.dumps(self.metadata))
+
+    def writer(self, path, count, dim, numeric, metadata):
+        return self.Writer(path, metadata)
+
+    def chunks(self, path, dim, vectors=True):
+        with np.load(path) as data:
+            yield list(data["ids"]), data["vectors"] if vectors else None
+
+    def count(self, path, dim):
+        with np.load(path) as data:
+            return len(data["ids"])
+
+    def metadata(self, path):
+        with np.load(path) as data:
+            return json.loads(str(data["metadata"]))
+
+
+def test_a_registered_table_format_is_written_read_and_audited_like_the_others(tmp_path, monkeypatch):
+    monkeypatch.setitem(TABLE_FORMATS, "npz", NpzTable())
+    store = spec_features(tmp_path, consolidated=False)
+    (tmp_path / store.info.folder / "3.json").write_text('{"3": [1, 2]}')  # damaged: left out of every table
+    tables = consolidate(tmp_path, store.info)
+    assert [path.name for path in tables] == [f"text_embeddings_{store.info.folder}{suffix}"
+                                              for suffix in (".h5", ".parquet", ".npz")]
+    ids, matrix = load_features(tmp_path, SPEC, source="npz")
+    assert ids == ["1", "2"] and np.array_equal(matrix, np.stack([VECTORS["1"], VECTORS["2"]]))
+    assert provenance(tmp_path, SPEC, source="npz")["provenance"]["model"] == SPEC
+    audit = audit_model(tmp_path, store.info, None)
+    assert list(audit.findings) == ["wrong length (not 4)"]
+    tables[-1].write_bytes(b"damaged")
+    assert "text_embeddings_st--org--model@v1.npz cannot be read" in audit_model(tmp_path, store.info, None).findings

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from m3l.readers.report import VectorStats, pca_2d, write_report
-from m3l.store.format import FolderScan
+from m3l.store.scan import FolderScan
 from tests.core.sample_outputs import random_vectors, write_features
 from tests.testlib import DATA, run_script
 

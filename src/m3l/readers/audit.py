@@ -22,7 +22,9 @@ from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.readers.features import NO_LOG_ENTRY, missing_reasons, provenance, read_log
 from m3l.store.files import open_for_reading
-from m3l.store.format import BAD_NAME, FolderScan, canonical_id, chunk_rows, iter_table
+from m3l.store.codec import canonical_id
+from m3l.store.scan import BAD_NAME, FolderScan
+from m3l.store.tables import TABLE_FORMATS, chunk_rows
 from m3l.store.layout import FeatureRoot, ModelLayout, vector_id, vector_name
 from m3l.store.provenance import describe
 
@@ -146,8 +148,8 @@ def _audit_consolidated(audit: ModelAudit, layout: ModelLayout, json: JsonVector
     for source, path in tables.items():
         check = TableCheck()
         try:
-            for ids, matrix in iter_table(source, path, audit.info.dim):
-                check.add(ids, matrix, json)  # iter_table's ids are the canonical strings
+            for ids, matrix in TABLE_FORMATS[source].chunks(path, audit.info.dim):
+                check.add(ids, matrix, json)  # chunks' ids are the canonical strings
         except Exception as error:  # noqa: BLE001 - any reader error means the table is damaged
             audit.flag(f"{path.name} cannot be read", [" ".join(str(error).split())[:200]])
             continue

@@ -30,14 +30,16 @@ import numpy as np
 
 from m3l.errors import UserError
 from m3l.models import ModelInfo
-from m3l.store.format import LogEntry, canonical_id, id_order, read_folder, read_log_file, read_table, table_metadata
+from m3l.store.codec import canonical_id, id_order
+from m3l.store.log import LogEntry, read_log_file
+from m3l.store.scan import read_folder
+from m3l.store.tables import TABLE_FORMATS, read_table
 from m3l.store.layout import VECTOR_SUFFIX, FeatureRoot, ModelLayout
 from m3l.store.provenance import METADATA_KEY, ProvenanceLog
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SOURCES = ("auto", "parquet", "hdf5", "json")
 NO_LOG_ENTRY = "no log entry (never attempted?)"
 
 CatalogueIds = Collection[str] | Mapping[str, Collection[str]]  # ids, or modality → ids
@@ -98,8 +100,9 @@ def choose_source(output_dir: Root, model: str | ModelInfo | ModelLayout) -> str
 
 def _read(layout: ModelLayout, source: str, vectors: bool) -> tuple[list[str], np.ndarray | None]:
     """Unsorted ids (and vectors) of one source; "auto" picks the up-to-date one."""
-    if source not in SOURCES:
-        raise UserError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
+    sources = ("auto", *TABLE_FORMATS, "json")
+    if source not in sources:
+        raise UserError(f"unknown source {source!r}; choose from {', '.join(sources)}")
     if source == "auto":
         source = choose_source(layout.output, layout)
     if source == "json":
@@ -142,7 +145,7 @@ def provenance(output_dir: Root, model: str | ModelInfo, source: str = "auto",
         source = choose_source(output_dir, layout)
     if source == "json":
         return ProvenanceLog(layout.provenance).summary()
-    stored = table_metadata(source, _table(layout, source)).get(METADATA_KEY)
+    stored = TABLE_FORMATS[source].metadata(_table(layout, source)).get(METADATA_KEY)
     return json.loads(stored) if stored else None
 
 

@@ -21,7 +21,7 @@ from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.models.spec import SpecInfo
 from m3l.readers.features import load_features, load_ids
-from m3l.store.format import canonical_id
+from m3l.store.codec import canonical_id
 from m3l.store.layout import FeatureRoot
 from m3l.store.writer import atomic_output
 

@@ -30,14 +30,13 @@ import os
 import re
 from pathlib import Path
 
-from m3l.errors import UserError
 from m3l.models import ModelInfo, lookup, resolve, spec
 from m3l.store.files import is_regular, open_for_reading
+from m3l.store.tables import TABLE_FORMATS
 
 VECTOR_SUFFIX = ".json"
 PROVENANCE = "provenance.jsonl"
 MARKER = ".m3l-spec"  # in a spec model's output folder: {"spec": ..., "dim": ..., "modality": ...}
-TABLE_SUFFIXES = {"hdf5": ".h5", "parquet": ".parquet"}  # in the order readers prefer them
 TEMP_SUFFIX = ".tmp"
 REPORT = "report.html"
 PROGRESS = "progress.json"
@@ -128,7 +127,7 @@ class ModelLayout:
     @property
     def tables(self) -> dict[str, Path]:
         """Source → the consolidated table of that format, in the order readers prefer them."""
-        return {source: self.output / f"{self.table_stem}{suffix}" for source, suffix in TABLE_SUFFIXES.items()}
+        return {name: self.output / f"{self.table_stem}{fmt.suffix}" for name, fmt in TABLE_FORMATS.items()}
 
     def present_tables(self) -> dict[str, Path]:
         """The consolidated tables there, in the order readers prefer them: regular files only, as readers
@@ -136,7 +135,7 @@ class ModelLayout:
         return {source: path for source, path in self.tables.items() if is_regular(path)}
 
     def table_names(self) -> str:
-        return f"{self.table_stem}{'/'.join(TABLE_SUFFIXES.values())}"
+        return f"{self.table_stem}{'/'.join(fmt.suffix for fmt in TABLE_FORMATS.values())}"
 
     def vector(self, movie_id: str) -> Path:
         return self.folder / vector_name(movie_id)

@@ -28,7 +28,8 @@ from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.models.spec import SpecInfo, marker
 from m3l.store.files import OutputError, open_regular, real_folder
-from m3l.store.format import DIRECTORY, FolderScan, Index, check_marker_dim, log_line
+from m3l.store.log import log_line
+from m3l.store.scan import DIRECTORY, FolderScan, Index, check_marker_dim
 from m3l.store.layout import MARKER, FeatureRoot, ModelLayout, marker_bytes, read_marker, recorded_marker, temporary_affixes
 from m3l.store.provenance import ProvenanceLog
 
