@@ -145,7 +145,7 @@ def test_the_config_run_gives_the_vectors_and_tables_of_separate_script_runs(tmp
                       f'models = "{extractor.models}"\nbatch-size = {extractor.batch_size}\n'
                       f'models-dir = "{extractor_store(extractor)}"\n')
     config = tmp_path / "all.toml"
-    config.write_text('output = "out"\ndevice = "cpu"\nlimit = 2\n' + "".join(tables))
+    config.write_text('output = "out"\ndevice = "cpu"\nlimit = 2\nprogress-every = 0.5\n' + "".join(tables))
     result = subprocess.run([sys.executable, str(SRC / "extract_all.py"), "--config", str(config), "--parallel"],
                             cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, **OFFLINE})
     assert result.returncode == 0, result.stdout + result.stderr
@@ -156,3 +156,9 @@ def test_the_config_run_gives_the_vectors_and_tables_of_separate_script_runs(tmp
         assert len(ids) == 2
         assert_same_vectors(found, {source: {i: vectors[i] for i in ids} for source, vectors in expected.items()})
     assert (output / "report.html").exists() and "verify: OK" in result.stdout
+    steps = json.loads((output / "progress.json").read_text())["steps"]
+    for extractor in EXTRACTORS:  # each child's last progress line: all its items done
+        models = steps[extractor.modality]["models"]
+        assert steps[extractor.modality]["state"] == "finished"
+        assert all((models[folder]["done"], models[folder]["total"]) == (2, 2) for folder in extractor.folders), models
+    assert "Loading weights" not in result.stderr and "\r" not in result.stderr  # no library's bar in a log

@@ -14,7 +14,7 @@ import sys
 import termios
 
 from m3l.progress import Figures, ProgressLog, parse
-from tests.testlib import DATA, SRC, run_script
+from tests.testlib import SRC
 
 TICKING = """
 import sys, time
@@ -86,13 +86,3 @@ def test_a_terminal_gets_bars_and_no_progress_lines():
     assert process.wait(timeout=60) == 0
     assert b"toy:" in shown and b"2/10" in shown  # tqdm's bar
     assert b"progress:" not in shown
-
-
-def test_an_extractor_logs_progress_lines_and_no_library_bars(tmp_path, minilm_store):
-    result = run_script("extract_text.py", "--plots", DATA / "plots.tsv", "--models", "minilm", "--limit", "2",
-                        "--models-dir", minilm_store, "--output", tmp_path, "--device", "cpu",
-                        "--progress-every", "0.05")
-    assert result.returncode == 0, result.stderr
-    lines = [parse(line) for line in result.stderr.splitlines() if line.startswith("progress:")]
-    assert lines and all(lines) and (lines[-1].model, lines[-1].done, lines[-1].total) == ("minilm", 2, 2)
-    assert "\r" not in result.stderr and "Loading weights" not in result.stderr
