@@ -10,7 +10,7 @@ ending with the same posters checked on disk (medians of --repeats, interleaved)
 
   download_posters   the script's own function (m3l.download.posters.main), --connections
   urllib loop        one poster after another: urllib.request GET, write, the same check
-                     (m3l.media.image.read_poster), rename
+                     (m3l.media.image.check_poster, a JPEG decoded at 1/8 scale), rename
   CPU ceiling        the check alone on posters already on disk, one process per core:
                      no download can be faster than this
 
@@ -35,7 +35,7 @@ from PIL import Image
 from common import median_seconds, parser
 
 from m3l.download.posters import main as download_posters
-from m3l.media.image import read_poster
+from m3l.media.image import check_poster
 from tests.web import WebServer
 
 PICTURES = 8
@@ -70,12 +70,12 @@ def urllib_loop(links: list[tuple[str, str]], out: Path) -> None:
         temporary = out / f".{movie_id}.part"
         with urllib.request.urlopen(url, timeout=30) as response:
             temporary.write_bytes(response.read())
-        read_poster(temporary)
+        check_poster(temporary)
         os.replace(temporary, out / f"{movie_id}.jpg")
 
 
 def check(path: Path) -> None:
-    read_poster(path)
+    check_poster(path)
 
 
 def main() -> None:

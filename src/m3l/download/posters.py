@@ -1,8 +1,9 @@
 """Posters from a link file into a folder of `<id>.<ext>` files that extract_images.py reads as it is.
 
 Each poster is fetched into `<out>/.partial/`, named by the format its bytes start with
-(JPEG, PNG, WebP, GIF; the URL's extension is not trusted), decoded by the extractors' own
-poster reading (`m3l.media.image.read_poster`, with its --max-pixels guard), and only then
+(JPEG, PNG, WebP, GIF; the URL's extension is not trusted), checked by the extractors' own
+poster reading (`m3l.media.image.check_poster`: read_poster's opening and --max-pixels guard,
+a JPEG decoded at 1/8 scale, which rejects what the full decode rejects), and only then
 renamed to `<out>/<id>.<ext>`: a file under a final name is always a poster the image
 extractor can read. A rerun checks the posters already there the same way and asks the
 network only for the others. Downloads and checks run in `--connections` threads (PIL
@@ -24,7 +25,7 @@ from m3l.download import run
 from m3l.download.http import FetchError, Fetcher, FetchOptions
 from m3l.engines.pipeline import describe
 from m3l.media import DEFAULT_MAX_PIXELS
-from m3l.media.image import read_poster
+from m3l.media.image import check_poster
 from m3l.store.files import OutputError, real_folder
 
 SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
@@ -69,7 +70,7 @@ class PosterFolder:
     def _problem(self, path: Path) -> str | None:
         """Why the poster at `path` is one extract_images.py cannot use, or None."""
         try:
-            read_poster(path, max_pixels=self.max_pixels)
+            check_poster(path, self.max_pixels)
         except Exception as error:  # noqa: BLE001 - any decoding error is this poster's, as in the extractors
             return describe(error)
         return None
