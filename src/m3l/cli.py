@@ -27,7 +27,6 @@ from m3l.store.layout import FeatureRoot, add_layout_argument
 from m3l.store.locks import model_locks
 from m3l.store.writer import FeatureStore
 
-MAX_AUTO_WORKERS = 8
 
 
 def build_parser(modality: Modality, default_models: list[str], description: str) -> argparse.ArgumentParser:
@@ -48,7 +47,7 @@ def build_parser(modality: Modality, default_models: list[str], description: str
                         help=f"items (video: clips) per forward pass (default: {modality.batch_size})")
     parser.add_argument("--workers", type=_workers, default="auto",
                         help=f"decoding worker processes, 0 decodes inline; auto: {modality.workers} on a CPU"
-                             + (f", one per core but one (at most {MAX_AUTO_WORKERS}) on a GPU"
+                             + (f", one per core but one (at most {engines.MAX_AUTO_WORKERS}) on a GPU"
                                 if modality.workers else "") + " (default: auto)")
     parser.add_argument("--limit", type=_positive, help="process only the first N catalogue items")
     parser.add_argument("--ids", type=Path, help="process only the ids listed in this file, one a line")
@@ -125,34 +124,6 @@ def _workers(text: str) -> int | str:
     return value
 
 
-def resolve_workers(workers: int | str, modality: Modality, device: str, engine: str = "local") -> int:
-    """`auto`: the modality's CPU default; on a GPU, where decoding must keep up with a much faster
-    device, one loader per core but the one the main process needs, at most MAX_AUTO_WORKERS (each
-    holds a few items in flight, up to hundreds of MB per trailer). With the ray engine, --workers
-    counts inference workers, so auto keeps the modality's default."""
-    if workers != "auto":
-        return int(workers)
-    if modality.workers == 0 or engine != "local" or not device.startswith("cuda"):
-        return modality.workers
-    return max(1, min(len(os.sched_getaffinity(0)) - 1, MAX_AUTO_WORKERS))
-
-
-def resolve_device(name: str, engine: str = "local") -> str:
-    """The device of a local run; with the ray engine the workers' device follows --gpus-per-worker,
-    so this machine needs no GPU."""
-    import torch
-
-    if name != "auto" and name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
-        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
-    if engine != "local":
-        return name
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available on this machine")
-    return name
-
-
 def prepare_output(output: Path) -> Path:
     check_folder_path(output, "--output")
     try:
@@ -184,9 +155,8 @@ def model_files(modality: Modality, args: argparse.Namespace, infos: list[models
 
 
 def create_encoders(modality: Modality, args: argparse.Namespace, infos: list[models.ModelInfo],
-                    paths: list[list[Path]]) -> list[Encoder]:
+                    paths: list[list[Path]], device: str) -> list[Encoder]:
     """The encoders, weights not yet loaded: imports their libraries (torch, transformers: seconds)."""
-    device = resolve_device(args.device, args.engine)
     encoders = []
     for info, info_paths in zip(infos, paths):
         try:
@@ -200,7 +170,7 @@ def create_encoders(modality: Modality, args: argparse.Namespace, infos: list[mo
 
 def extract(modality: Modality, args: argparse.Namespace, command: str, resolved: str) -> None:
     """The run of one extract script; `command` and its `resolved` config are recorded in the output folder."""
-    run = engines.select(args)
+    engine = engines.select(args)
     catalogue = load_catalogue(modality, args)
     output = prepare_output(args.output)
     infos = model_infos(modality, args)
@@ -210,7 +180,7 @@ def extract(modality: Modality, args: argparse.Namespace, command: str, resolved
             model_locks(root, infos):
         stores = {info.folder: FeatureStore(root, info, lend_written=not args.no_consolidate) for info in infos}
         with printed_summaries(stores.values()):  # from here on, however the run ends (Ctrl-C while loading too)
-            encoders = create_encoders(modality, args, infos, paths)
+            encoders = create_encoders(modality, args, infos, paths, engine.device(args))
             for encoder in encoders:
                 stores[encoder.info.folder].claim(provenance_of(encoder, args.models_dir), args.allow_mixed,
                                                   args.adopt_as)
@@ -221,8 +191,9 @@ def extract(modality: Modality, args: argparse.Namespace, command: str, resolved
                     store.log(movie_id, "warning", reason)
             with progress.progress(args.progress_every) as counters:
                 loader = modality.make_loader(encoders, LoaderOptions.of(args))
-                workers = resolve_workers(args.workers, modality, encoders[0].device, args.engine)
-                run(catalogue.items, loader, encoders, stores, args.batch_size, workers, counters)
+                workers = engine.workers(args.workers, modality, encoders[0].device)
+                engines.run(engine, catalogue.items, loader, encoders, stores, args.batch_size, workers, counters,
+                            args)
         if not args.no_consolidate:
             for store in stores.values():
                 consolidate(root, store.info, store.scan)

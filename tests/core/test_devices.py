@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from m3l.cli import MAX_AUTO_WORKERS, main, resolve_workers
+from m3l.cli import main
+from m3l.engines import ENGINES, MAX_AUTO_WORKERS
 from m3l.engines.pipeline import load_encoders
 from m3l.modalities import MODALITIES
 from m3l.models import lookup
 from m3l.models.base import Encoder
 from tests.core.extractors import EXTRACTORS, arguments, assert_same_vectors, in_private_mounts, make_catalogue, snapshot
 from tests.outputs import read_vectors
+
+
+def resolve_workers(workers, modality, device, engine="local"):
+    return ENGINES[engine].workers(workers, modality, device)
 
 
 @pytest.mark.parametrize("cores, expected", [(1, 1), (4, 3), (16, MAX_AUTO_WORKERS)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -12,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from m3l.catalog import Item
-from m3l.engines.local import KILLED, run
+from m3l import engines
+from m3l.engines.local import KILLED
+from m3l.engines.pipeline import Batcher, feed, load_encoders, prepare
 from m3l.models import ModelInfo
 from m3l.models.base import Encoder
 from m3l.store.writer import FeatureStore
@@ -47,7 +50,8 @@ class ToyEncoder(Encoder):
 def run_toy(tmp_path, sources: dict[str, str], batch_size: int, workers: int = 0):
     encoder, store = ToyEncoder(), FeatureStore(tmp_path, INFO)
     items = [Item(movie_id, source) for movie_id, source in sources.items()]
-    run(items, lambda item: item.source, [encoder], {"toy": store}, batch_size, workers)
+    engines.run(engines.ENGINES["local"], items, lambda item: item.source, [encoder], {"toy": store}, batch_size,
+                workers)
     return encoder, store
 
 
@@ -93,7 +97,7 @@ def test_an_item_whose_loader_worker_is_killed_fails_alone_and_the_run_goes_on(t
     encoder, store = ToyEncoder(), FeatureStore(tmp_path, INFO)
     sources = {str(i): f"{i}:{i}" for i in range(8)} | {"oom": "oom"} | {str(i): f"{i}:{i}" for i in range(8, 12)}
     items = [Item(movie_id, source) for movie_id, source in sources.items()]
-    run(items, _killed_on_oom, [encoder], {"toy": store}, batch_size=3, workers=2)
+    engines.run(engines.ENGINES["local"], items, _killed_on_oom, [encoder], {"toy": store}, batch_size=3, workers=2)
     assert sorted(read_vectors(tmp_path / "toy")) == sorted(set(sources) - {"oom"})
     log = (tmp_path / "log_toy.txt").read_text().splitlines()
     assert [line.split(" ", 2)[2] for line in log] == [f"oom failed {KILLED}"]
@@ -143,3 +147,34 @@ def test_loader_workers_die_with_a_killed_main_process(tmp_path):
     while any(map(_alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(_alive, workers))
+
+
+class InlineEngine(engines.Engine):
+    """A third engine, as a user would add one: every item prepared and embedded in this process, in order."""
+
+    name, about = "inline", "this process only"
+
+    def execute(self, plan, recorder, loader, encoders, batch_size, workers, args):
+        batchers = {encoder.info.folder: Batcher(encoder, batch_size, recorder) for encoder in encoders}
+        load_encoders(encoders)
+        for item, wanted in zip(plan.todo, plan.wanted):
+            prepared, warnings = prepare(item, loader, wanted)
+            recorder.warn(item.id, prepared, warnings)
+            feed(batchers, item.id, prepared)
+        for batcher in batchers.values():
+            batcher.flush()
+
+
+def test_a_registered_engine_gets_its_option_and_runs_the_plan(tmp_path, monkeypatch):
+    monkeypatch.setitem(engines.ENGINES, "inline", InlineEngine())
+    parser = argparse.ArgumentParser()
+    engines.add_arguments(parser)
+    args = parser.parse_args(["--engine", "inline"])
+    encoder, store = ToyEncoder(), FeatureStore(tmp_path, INFO)
+    store.write("1", np.array([1.0, 1.0, 9.0]))  # done before: not in the plan
+    items = [Item("1", "1:1"), Item("2", "2:2"), Item("3", "3:3"), Item("boom", "boom")]
+    engine = engines.select(args)
+    engines.run(engine, items, lambda item: item.source, [encoder], {"toy": store}, 2, 0, args=args)
+    vectors = {movie_id: vector.tolist() for movie_id, vector in read_vectors(tmp_path / "toy").items()}
+    assert vectors == {"1": [1.0, 1.0, 9.0], "2": [2.0, 2.0, 2.0], "3": [3.0, 3.0, 2.0]}
+    assert "boom failed" in (tmp_path / "log_toy.txt").read_text()

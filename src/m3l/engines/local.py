@@ -29,8 +29,6 @@ from m3l.catalog import Item
 from m3l.engines.pipeline import Batcher, Failure, Plan, Prepared, Recorder, feed, load_encoders, prepare
 from m3l.media import NoSharedMemory
 from m3l.models.base import Encoder
-from m3l.progress import NewCounter
-from m3l.store.writer import FeatureStore
 
 
 class PreparedItems:
@@ -169,13 +167,10 @@ def prepared_stream(dataset: PreparedItems, workers: int,
     return dataset.in_order(start(0), start)  # the workers start now, before any weights are loaded
 
 
-def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
-        stores: dict[str, FeatureStore], batch_size: int, workers: int,
-        progress: NewCounter | None = None) -> None:
-    """Compute every pending (item, encoder) pair and write it to that encoder's store."""
-    plan = Plan.of(items, encoders, stores)
+def execute(plan: Plan, recorder: Recorder, loader: Callable[[Item], Any], encoders: list[Encoder],
+            batch_size: int, workers: int) -> None:
+    """Compute every pending (item, encoder) pair here, `workers` loader processes decoding the items."""
     stream = prepared_stream(PreparedItems(plan.todo, loader, plan.wanted), workers, batch_size)
-    recorder = Recorder(stores, plan, progress)
     batchers = {encoder.info.folder: Batcher(encoder, batch_size, recorder) for encoder in encoders}
     load_encoders(encoder for encoder in encoders if plan.pending[encoder.info.folder])
 

@@ -38,8 +38,6 @@ from m3l.engines.pipeline import (Batcher, DeviceError, Failure, Outcome, Plan, 
                                   prepare)
 from m3l.errors import UserError
 from m3l.models.base import Encoder
-from m3l.progress import NewCounter
-from m3l.store.writer import FeatureStore
 
 TASK_RETRIES = 3  # attempts after a worker dies while running a batch; then its items are logged as lost
 LOST = "lost: Ray gave up on its batch after its worker died repeatedly (see the Ray logs)"
@@ -87,17 +85,13 @@ class _Embed:
         return {"id": np.array(list(outcomes), dtype=object), "result": np.array(results, dtype=object)}
 
 
-def run(items: list[Item], loader: Callable[[Item], Any], encoders: list[Encoder],
-        stores: dict[str, FeatureStore], batch_size: int, workers: int,
-        progress: NewCounter | None = None,
-        *, address: str | None = None, gpus_per_worker: float = 0.0) -> None:
-    """Compute every pending (item, encoder) pair on Ray and write it to that encoder's store.
+def execute(plan: Plan, recorder: Recorder, loader: Callable[[Item], Any], encoders: list[Encoder],
+            batch_size: int, workers: int, *, address: str | None = None, gpus_per_worker: float = 0.0) -> None:
+    """Compute every pending (item, encoder) pair on Ray, handing each outcome to `recorder`.
 
     1 to `workers` inference actors each hold all the encoders, with `gpus_per_worker`
     GPUs each (0: on CPU).
     """
-    plan = Plan.of(items, encoders, stores)
-    recorder = Recorder(stores, plan, progress)
     if plan.todo:
         connect(address)
         require_gpus(gpus_per_worker)
