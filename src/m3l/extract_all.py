@@ -210,7 +210,7 @@ def final_steps(python: Path, output: Path,
     for modality, flag in (("text", "--plots"), ("image", "--posters"), ("audio", "--trailers")):
         path = inputs.get(modality, inputs.get("video") if modality == "audio" else None)
         if path is not None:
-            catalogues += [flag, str(path.absolute())]
+            catalogues += [flag, os.path.abspath(path)]
     common = ["--output", str(output), *catalogues]
     return [Step("verify", [str(python), str(SRC / "verify.py"), *common, "--accept-logged"]),
             Step("report", [str(python), str(SRC / "report.py"), *common])]
