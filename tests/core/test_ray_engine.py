@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from m3l.cli import main
+from m3l.progress import parse
 from tests.outputs import read_vectors
 from tests.raylib import assert_engines_agree, log_statuses
 from tests.testlib import REPO, SRC
@@ -53,7 +54,8 @@ def test_ray_engine_writes_what_the_local_engine_writes(tmp_path, minilm_store, 
     assert (tmp_path / "ray" / "text_embeddings_minilm.parquet").is_file()
 
 
-def test_failing_item_is_logged_and_a_lost_worker_is_retried(tmp_path, minilm_store, ray_cluster, misbehaving):
+def test_failing_item_is_logged_and_a_lost_worker_is_retried(tmp_path, minilm_store, ray_cluster, misbehaving,
+                                                             capsys):
     marker = tmp_path / "crashed-once"
     plots = made_up_plots(8)
     plots["3"] += " POISON"
@@ -66,6 +68,8 @@ def test_failing_item_is_logged_and_a_lost_worker_is_retried(tmp_path, minilm_st
     assert sorted(read_vectors(tmp_path / "out" / "misbehaving")) == sorted(set(plots) - {"3"})
     log = (tmp_path / "out" / "log_misbehaving.txt").read_text().splitlines()
     assert [line.split(maxsplit=1)[1] for line in log] == ["misbehaving 3 failed poisoned plot"]
+    progress = [parse(line) for line in capsys.readouterr().err.splitlines() if line.startswith("progress: ")]
+    assert (progress[-1].model, progress[-1].done, progress[-1].total, progress[-1].failed) == ("misbehaving", 8, 8, 1)
 
 
 def test_batch_that_always_kills_its_worker_is_logged_as_lost(tmp_path, minilm_store, ray_cluster, misbehaving):
