@@ -13,9 +13,10 @@ import pytest
 
 from tests.image.helpers import MODELS, extract
 from tests.image.media import write_photos
+from m3l import load_features
 from tests.image.reference import Reference, poster_rgb
 from tests.outputs import read_vector
-from tests.testlib import DATA, REPO
+from tests.testlib import DATA, REPO, run_script
 
 
 def consolidated(output, model: str) -> tuple[list, np.ndarray, list, np.ndarray]:
@@ -47,6 +48,29 @@ def test_consolidation_sorts_integer_ids_and_matches_the_json(image_store, numbe
         np.testing.assert_array_equal(vectors, expected)
         np.testing.assert_array_equal(h5_vectors, expected)
     assert not (tmp_path / "image_embeddings_vgg.parquet").exists()
+
+
+def test_layout_m3l_writes_the_published_folder_names_and_a_root_named_2_image_feat_is_read_so(
+        image_store, tmp_path, capsys):
+    posters = tmp_path / "posters"
+    posters.mkdir()
+    shutil.copy(DATA / "poster" / "1.jpg", posters)
+    mine = tmp_path / "mine"
+    assert extract(image_store, posters, mine, "--models", "vit", "--layout", "m3l") == 0
+    assert (mine / "2_image_feat" / "vit" / "1.json").is_file() and not (mine / "vit").exists()
+    shutil.copy(DATA / "poster" / "2.jpg", posters)
+    capsys.readouterr()
+    assert extract(image_store, posters, mine / "2_image_feat", "--models", "vit") == 0  # the layout by its name
+    assert "vit: 1 done, 1 already done, 0 failed" in capsys.readouterr().out
+    assert sorted(path.name for path in (mine / "2_image_feat" / "vit").glob("*.json")) == ["1.json", "2.json"]
+    expected = np.stack([read_vector(mine / "2_image_feat" / "vit", movie_id) for movie_id in ("1", "2")])
+    for source in ("json", "parquet", "hdf5"):
+        for root, layout in ((mine, "m3l"), (mine / "2_image_feat", None)):
+            ids, vectors = load_features(root, "vit", source=source, layout=layout)
+            assert ids == ["1", "2"] and np.array_equal(vectors, expected)
+    verified = run_script("verify.py", "--output", mine / "2_image_feat", "--posters", posters)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.splitlines()[-1] == "verify: OK (1 models checked)"
 
 
 def test_make_demo_image_encodes_the_bundled_posters(image_store, tmp_path):

@@ -77,9 +77,10 @@ def bad_trailers(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def combined(tmp_path_factory, video_store, trailers):
     """extract_video.py on real media (Big Buck Bunny's first 40 frames) and a variable-frame-rate
-    B-frame trailer starting at 1.5 s; --batch-size 2 puts both trailers' clips in one forward pass."""
+    B-frame trailer starting at 1.5 s; --batch-size 2 puts both trailers' clips in one forward pass.
+    Under --layout m3l, the models' folders and tables are in out/3_video_feat/, which it returns."""
     folder = tmp_path_factory.mktemp("combined")
     catalogue = write_map(folder / "trailers.tsv", [("1", trailers["bbb_head"]), ("2", trailers["vfr"])])
     result = run_ok("extract_video.py", "--trailers", catalogue, "--models-dir", video_store,
-                    "--output", folder / "out", "--batch-size", 2)
-    return folder / "out", result
+                    "--output", folder / "out", "--batch-size", 2, "--layout", "m3l")
+    return folder / "out" / "3_video_feat", result

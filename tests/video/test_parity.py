@@ -27,8 +27,11 @@ def test_single_scripts_give_the_vectors_of_extract_video(combined, trailers, tm
     folder = tmp_path / "trailers"
     folder.mkdir()
     shutil.copy(trailers["vfr"], folder / "2.mp4")  # a folder of <id>.<ext> files this time
+    top = tmp_path / "features_json_format"  # the published layout, recognised by the root's name
     for name in NAMES:
-        run_ok(f"extract_{name}.py", "--trailers", folder, "--models-dir", video_store, "--output", tmp_path / "out")
-        assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == sorted(NAMES[:NAMES.index(name) + 1])
-        np.testing.assert_allclose(read_vector(tmp_path / "out" / name, "2"), read_vector(combined[0] / name, "2"),
+        run_ok(f"extract_{name}.py", "--trailers", folder, "--models-dir", video_store, "--output", top)
+        assert [p.name for p in top.iterdir() if p.is_dir()] == ["3_video_feat"]
+        output = top / "3_video_feat"
+        assert sorted(p.name for p in output.iterdir() if p.is_dir()) == sorted(NAMES[:NAMES.index(name) + 1])
+        np.testing.assert_allclose(read_vector(output / name, "2"), read_vector(combined[0] / name, "2"),
                                    atol=1e-5, rtol=0)

@@ -15,11 +15,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from m3l import load_features
 from m3l.model_store import ModelStore
 from m3l.models import MODELS
 from m3l.store.provenance import ProvenanceLog, record
 from tests.outputs import read_vector
-from tests.testlib import REPO, write_map
+from tests.testlib import REPO, run_script, write_map
 from tests.video.helpers import DIMS, NAMES, log_lines, run_ok
 
 
@@ -34,6 +35,21 @@ def test_consolidated_tables_hold_the_json_vectors(combined):
             assert handle["movie_ids"][:].tolist() == [1, 2]
             np.testing.assert_array_equal(handle["embeddings"][:], embeddings)
         np.testing.assert_array_equal(embeddings, np.stack([read_vector(output / name, i) for i in ("1", "2")]))
+
+
+def test_under_layout_m3l_the_models_are_in_3_video_feat_where_readers_find_them(combined):
+    output, _ = combined
+    top = output.parent
+    assert [path.name for path in top.iterdir() if path.is_dir()] == ["3_video_feat"]
+    for name in NAMES:
+        expected = np.stack([read_vector(output / name, i) for i in ("1", "2")])
+        for root, layout in ((top, "m3l"), (output, None)):  # asked for, or recognised by the root's name
+            ids, vectors = load_features(root, name, layout=layout)
+            assert ids == ["1", "2"] and np.array_equal(vectors, expected)
+    for root, flag in ((top, ("--layout", "m3l")), (output, ())):
+        verified = run_script("verify.py", "--output", root, *flag)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert verified.stdout.splitlines()[-1] == "verify: OK (3 models checked)"
 
 
 @pytest.fixture(scope="module")
