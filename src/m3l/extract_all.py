@@ -32,7 +32,7 @@ from m3l.errors import UserError
 from m3l.modalities import MODALITIES
 from m3l.progress import Figures, combined, parse
 from m3l.store import runs
-from m3l.store.layout import FeatureRoot
+from m3l.store.layout import FeatureRoot, layout_kind
 from m3l.store.writer import atomic_write_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,17 +201,25 @@ def single_output(sections: dict[str, tuple[argparse.ArgumentParser, argparse.Na
     return cli.prepare_output(outputs.pop())
 
 
-def final_steps(python: Path, output: Path,
+def single_layout(output: Path, sections: dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]]) -> str:
+    """The layout every modality writes the output folder in, for verify and report to read it in."""
+    layouts = {layout_kind(output, args.layout) for _, args in sections.values()}
+    if len(layouts) != 1:
+        raise UserError("config: every modality must write in one layout (set layout once, at the top)")
+    return layouts.pop()
+
+
+def final_steps(python: Path, root: FeatureRoot,
                 sections: dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]]) -> list[Step]:
-    """verify.py --accept-logged and report.py over the output folder, against the catalogues run whole
-    (with limit or ids, a modality's folders are checked without its catalogue's ids)."""
+    """verify.py --accept-logged and report.py over the output folder in its layout, against the catalogues
+    run whole (with limit or ids, a modality's folders are checked without its catalogue's ids)."""
     inputs = {modality: args.input for modality, (_, args) in sections.items() if not (args.limit or args.ids)}
     catalogues = []
     for modality, flag in (("text", "--plots"), ("image", "--posters"), ("audio", "--trailers")):
         path = inputs.get(modality, inputs.get("video") if modality == "audio" else None)
         if path is not None:
             catalogues += [flag, os.path.abspath(path)]
-    common = ["--output", str(output), *catalogues]
+    common = ["--output", str(root), "--layout", root.kind, *catalogues]
     return [Step("verify", [str(python), str(SRC / "verify.py"), *common, "--accept-logged"]),
             Step("report", [str(python), str(SRC / "report.py"), *common])]
 
@@ -224,11 +232,12 @@ def main(argv: list[str] | None = None) -> int:
             print(config.dumps({name: config.resolved(*parsed) for name, parsed in sections.items()}), end="")
             return 0
         output = single_output(sections)
+        root = FeatureRoot(output, single_layout(output, sections))
         command = shlex.join([sys.executable, sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
         resolved = config.dumps({name: config.resolved(*parsed) for name, parsed in sections.items()})
         models = [name for _, parsed in sections.values() for name in parsed.models.split(",") if name]
         with runs.recorded(output, command, args.config, resolved, models) as record:
-            code = run_all(args, sections, output, record["run_config"])
+            code = run_all(args, sections, root, record["run_config"])
             record["outcome"] = {0: "finished", 130: "interrupted", 143: "interrupted"}.get(code, "failed")
         return code
     except UserError as error:
@@ -237,20 +246,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_all(args: argparse.Namespace, sections: dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]],
-            output: Path, run_config: str) -> int:
+            root: FeatureRoot, run_config: str) -> int:
     skipped = {name: f"no [{name}] table in {args.config}" for name in MODALITIES if name not in sections}
     for name, why in skipped.items():
         print(f"[{name}] skipped: {why}", flush=True)
     steps = {name: Step(name, [str(args.venvs / name / "bin" / "python"), str(SRC / MODALITIES[name].script),
-                               "--config", str(output / run_config)]) for name in sections}
+                               "--config", str(root.output / run_config)]) for name in sections}
     waves = [[steps[name] for name in wave if name in steps]
              for wave in (PARALLEL_WAVES if args.parallel else [[name] for name in MODALITIES])]
     interval = min(parsed.progress_every for _, parsed in sections.values())
-    run = Run(FeatureRoot(output), run_config, interval, skipped)
+    run = Run(root, run_config, interval, skipped)
     previous = {signum: signal.signal(signum, run.stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         run.run([*waves, *([step] for step in final_steps(args.venvs / next(iter(sections)) / "bin" / "python",
-                                                           output, sections))])
+                                                           root, sections))])
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

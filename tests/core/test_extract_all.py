@@ -12,18 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from m3l import cli
 from tests.core.extractors import EXTRACTORS, OFFLINE, assert_same_vectors, snapshot, wait_for
 from tests.testlib import REPO, SRC
 
-# A stand-in for every venv's Python: it answers for the extract scripts, verify.py and report.py.
-# An extractor reports progress until a signal stops it, then prints its summary, as the real ones do;
-# where STUB_FINISH is set (a rerun that resumes) it finishes at once.
+# A stand-in for every venv's Python: it answers for the extract scripts, verify.py and report.py, and
+# leaves the arguments each got in <STUB_STATE>/<script>.argv. An extractor reports progress until a signal
+# stops it, then prints its summary, as the real ones do; where STUB_FINISH is set (a rerun that resumes)
+# it finishes at once.
 STUB = """\
-import os, signal, sys, time
+import json, os, signal, sys, time
 from pathlib import Path
 
 script = Path(sys.argv[1]).stem
 state = Path(os.environ["STUB_STATE"])
+(state / f"{script}.argv").write_text(json.dumps(sys.argv[2:]))
 if script in ("verify", "report") or os.environ.get("STUB_FINISH"):
     print(f"{script}: finished")
     sys.exit(0)
@@ -134,6 +137,25 @@ def test_a_table_missing_from_the_config_is_skipped_and_config_mistakes_are_one_
         stdout, stderr = process.communicate(timeout=120)
         assert process.returncode == 2 and stderr.startswith("error: ") and named in stderr, stderr
         assert stderr.count("\n") == 1 and stdout == ""
+
+
+def test_the_layout_of_the_config_reaches_every_extractor_and_verify_and_report(tmp_path, stub_venvs):
+    state, config = tmp_path / "state", tmp_path / "all.toml"
+    config.write_text('output = "out"\nlayout = "m3l"\n[text]\n[image]\n')
+    process = start_all("--config", config, "--venvs", stub_venvs, state=state, finish=True)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stdout + stderr
+    for modality, script in (("text", "extract_text"), ("image", "extract_images")):
+        _, arguments = cli.parse_arguments(modality, json.loads((state / f"{script}.argv").read_text()))
+        assert arguments.layout == "m3l"
+    for script in ("verify", "report"):
+        arguments = json.loads((state / f"{script}.argv").read_text())
+        assert arguments[arguments.index("--layout") + 1] == "m3l"
+    config.write_text('output = "mixed"\n[text]\nlayout = "m3l"\n[image]\n')
+    process = start_all("--config", config, "--venvs", stub_venvs, state=state)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2 and stderr.startswith("error: config: every modality must write in one layout")
+    assert stderr.count("\n") == 1 and stdout == ""
 
 
 def test_the_config_run_gives_the_vectors_and_tables_of_separate_script_runs(tmp_path, clean_run, extractor_store):
