@@ -9,32 +9,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from m3l.errors import UserError
 from m3l.model_store import StoreEntry
+from m3l.models.info import LIBRARIES, ModelInfo
 
-# Libraries whose versions can change any model's vectors (torchvision and PyAV decode and resize the media);
-# a row adds those only its recipe uses. Provenance records the installed version of each one a row names.
-LIBRARIES = ("torch", "transformers", "sentence-transformers", "torchvision", "av")
 _PILLOW = (*LIBRARIES, "Pillow")  # posters are decoded and resized by Pillow
 _PYTORCHVIDEO = (*LIBRARIES, "pytorchvideo")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str  # what --models takes
-    folder: str  # output folder of the per-movie JSON files
-    modality: str
-    dim: int
-    files: tuple[StoreEntry, ...]
-    encoder: str  # "module:Class" implementing m3l.models.base.Encoder
-    decimals: int | None = None  # rounding of the JSON values (audio: 6)
-    zero_vectors_ok: bool = False  # the recipe yields all-zero vectors for some inputs (docs/recipes.md)
-    auto_precision: str = "fp32"  # what --precision auto runs on CUDA: the published recipe's ("fp32", "fp16")
-    max_seq_length: int | None = None  # tokens, set at load whatever the tokenizer config says
-    recipe: int = 1  # version of this model's preprocessing and pooling: bump when they change the vectors
-    libraries: tuple[str, ...] = LIBRARIES  # the distributions its vectors depend on (provenance records them)
 
 
 def _hf(repo_id: str, *allow_patterns: str, revision: str = "main") -> tuple[StoreEntry, ...]:

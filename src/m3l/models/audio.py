@@ -6,10 +6,7 @@ workers (`preprocess`), the networks run batched on the device (`embed`).
 
 from __future__ import annotations
 
-import warnings
 from abc import abstractmethod
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -17,30 +14,7 @@ import torch
 
 from m3l.media.audio import MAX_SAMPLES, SAMPLE_RATE, Soundtrack
 from m3l.models.base import Encoder
-
-
-def half_precision(encoder: Encoder) -> AbstractContextManager:
-    """float16 autocast when the encoder runs in half precision (`Encoder.half`); a no-op otherwise."""
-    return torch.autocast(device_type=encoder.device.split(":")[0], dtype=torch.float16, enabled=encoder.half)
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Loading without the report of the published checkpoints' unused heads, progress bars, or the
-    AST extractor's notice that some of its 128 Kaldi mel filters are empty at 16 kHz (they are, by design)."""
-    import transformers
-
-    verbosity, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
-            yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:  # off in a log (m3l.progress), where turning them on again is a warning
-            transformers.logging.enable_progress_bar()
+from m3l.models.shared import half_precision, quiet_transformers
 
 
 class _TransformersAudioEncoder(Encoder):

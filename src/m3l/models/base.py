@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from m3l.models import ModelInfo
+from m3l.models.info import ModelInfo
 
 
 class Encoder(ABC):

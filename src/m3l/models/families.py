@@ -20,9 +20,8 @@ from torch import nn
 
 from m3l.media.audio import SAMPLE_RATE, Soundtrack
 from m3l.media.image import Poster
-from m3l.models.audio import quiet_transformers, half_precision
 from m3l.models.base import Encoder
-from m3l.models.image import IMAGENET_MEAN, IMAGENET_STD
+from m3l.models.shared import IMAGENET_MEAN, IMAGENET_STD, half_precision, quiet_transformers
 from m3l.models.spec import SpecInfo
 from m3l.models.text import SentenceTransformerEncoder, tokenized_part
 from m3l.models.video import FrameTransform, VideoEncoder

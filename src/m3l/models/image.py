@@ -19,9 +19,7 @@ import torch
 
 from m3l.media.image import Poster
 from m3l.models.base import Encoder
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from m3l.models.shared import IMAGENET_MEAN, IMAGENET_STD
 
 
 class _ImageEncoder(Encoder):

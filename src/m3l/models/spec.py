@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from m3l.errors import UserError
 from m3l.model_store import StoreEntry
-from m3l.models import LIBRARIES, ModelInfo
+from m3l.models.info import LIBRARIES, ModelInfo
 
 # The tokenizer, config and safetensors weights: what AutoTokenizer/AutoModel and sentence-transformers read.
 _TEXT_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")

@@ -22,7 +22,7 @@ from torch import nn
 
 from m3l.media.video import DecodedVideo, FramePlan, Frames
 from m3l.models.base import Encoder
-from m3l.models.image import IMAGENET_MEAN, IMAGENET_STD
+from m3l.models.shared import IMAGENET_MEAN, IMAGENET_STD
 
 MAX_WINDOWS = 5  # clips per trailer, from frame 0
 KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
