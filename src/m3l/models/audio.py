@@ -14,7 +14,7 @@ import torch
 
 from m3l.media.audio import MAX_SAMPLES, SAMPLE_RATE, Soundtrack
 from m3l.models.base import Encoder
-from m3l.models.shared import half_precision, quiet_transformers
+from m3l.models.shared import SpecEncoder, half_precision, quiet_transformers
 
 
 class _TransformersAudioEncoder(Encoder):
@@ -93,3 +93,62 @@ class ASTEncoder(_TransformersAudioEncoder):
 
     def pool(self, outputs: Any) -> torch.Tensor:
         return outputs.pooler_output
+
+
+# The spec family of the audio modality (m3l.models.spec): hf-audio.
+
+
+class HFAudioEncoder(SpecEncoder):
+    """hf-audio: AutoFeatureExtractor on the recipe's waveform at the extractor's `sampling_rate` + AutoModel (its encoder, for
+    encoder-decoder models such as Whisper); mean over time of the last hidden state, or the
+    model's audio embedding (`get_audio_features`, CLAP-style)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from transformers import AutoFeatureExtractor
+
+        # Made in the main process, so that forked loader workers inherit it ready.
+        self.extractor = self._from_pretrained(AutoFeatureExtractor.from_pretrained)
+        self.sample_rate: int = getattr(self.extractor, "sampling_rate", SAMPLE_RATE)  # asked by the audio loader
+
+    def preprocess(self, soundtrack: Soundtrack) -> list[dict[str, np.ndarray]]:
+        return [self.features(soundtrack.at(self.sample_rate))]
+
+    def features(self, waveform: np.ndarray) -> dict[str, np.ndarray]:
+        arrays = self.extractor(waveform, sampling_rate=self.sample_rate, return_tensors="np")
+        return {key: value[0] for key, value in arrays.items()}
+
+    def probe(self) -> dict[str, np.ndarray]:
+        return self.features(np.zeros(self.sample_rate, dtype=np.float32))
+
+    def load(self) -> None:
+        from transformers import AutoModel
+
+        model = self._from_pretrained(AutoModel.from_pretrained)
+        self.audio_features = getattr(model, "get_audio_features", None)
+        if self.audio_features is None and model.config.is_encoder_decoder:
+            model = model.get_encoder()
+        self.model = model.to(self.device).eval()
+        self.read_dim()
+
+    def embed(self, samples: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Samples of equal shapes run together (shorter soundtracks are never padded into longer ones)."""
+        vectors: list[np.ndarray | None] = [None] * len(samples)
+        groups: dict[tuple, list[int]] = {}
+        for index, sample in enumerate(samples):
+            groups.setdefault(tuple((key, value.shape) for key, value in sample.items()), []).append(index)
+        for rows in groups.values():
+            batch = {key: torch.from_numpy(np.stack([samples[i][key] for i in rows])).to(self.device)
+                     for key in samples[rows[0]]}
+            for row, vector in zip(rows, self._forward(batch)):
+                vectors[row] = vector
+        return np.stack(vectors)
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        with torch.inference_mode(), half_precision(self):
+            if self.audio_features is not None:
+                features = self.audio_features(**batch)
+                pooled = features if isinstance(features, torch.Tensor) else features.pooler_output
+            else:
+                pooled = self.model(**batch).last_hidden_state.mean(dim=1)
+        return pooled.float().cpu().numpy()

@@ -39,20 +39,20 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "st": Family("text", "m3l.models.families:STEncoder", _TEXT_FILES, {},
+    "st": Family("text", "m3l.models.text:STEncoder", _TEXT_FILES, {},
                  "any sentence-transformers model, its own pooling and normalisation"),
-    "hf-text": Family("text", "m3l.models.families:HFTextEncoder", _TEXT_FILES, {"pool": ("mean", "cls")},
+    "hf-text": Family("text", "m3l.models.text:HFTextEncoder", _TEXT_FILES, {"pool": ("mean", "cls")},
                       "AutoModel + AutoTokenizer, mean of the last hidden state over real tokens (?pool=cls)"),
-    "hf-image": Family("image", "m3l.models.families:HFImageEncoder", _CONFIG_AND_WEIGHTS,
+    "hf-image": Family("image", "m3l.models.image:HFImageEncoder", _CONFIG_AND_WEIGHTS,
                        {"pool": ("auto", "cls", "mean")},
                        "AutoModel + AutoImageProcessor; CLIP/SigLIP-style: image features; else pooler "
                        "output, or the mean of the patch tokens (?pool=cls|mean)", ("Pillow",)),
-    "timm": Family("image", "m3l.models.families:TimmEncoder", ("config.json", "model.safetensors"), {},
+    "timm": Family("image", "m3l.models.image:TimmEncoder", ("config.json", "model.safetensors"), {},
                    "a timm model with its pretrained data config, pre-logits features", ("timm", "Pillow")),
-    "hf-audio": Family("audio", "m3l.models.families:HFAudioEncoder", _CONFIG_AND_WEIGHTS, {},
+    "hf-audio": Family("audio", "m3l.models.audio:HFAudioEncoder", _CONFIG_AND_WEIGHTS, {},
                        "AutoFeatureExtractor + AutoModel, mean over time of the last hidden state "
                        "(CLAP-style: the audio embedding)"),
-    "hf-video": Family("video", "m3l.models.families:HFVideoEncoder", _CONFIG_AND_WEIGHTS, {},
+    "hf-video": Family("video", "m3l.models.video:HFVideoEncoder", _CONFIG_AND_WEIGHTS, {},
                        "AutoModel + its image processor config, windows of num_frames, mean of the clips"),
 }
 _NAME = r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?"

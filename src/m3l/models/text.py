@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from m3l.models.base import Encoder
+from m3l.models.shared import SpecEncoder
 
 # The first plot prefix tried holds this many characters per token kept; each later one four times more.
 CHARACTERS_PER_TOKEN = 16
@@ -50,3 +52,45 @@ def tokenized_part(plot: str, tokenizer: Any, max_tokens: int | None) -> str:
             return plot[:size]
         size *= 4
     return plot
+
+
+# The spec families of the text modality (m3l.models.spec): st and hf-text.
+
+
+class STEncoder(SpecEncoder, SentenceTransformerEncoder):
+    """st: `SentenceTransformer(folder).encode`, as the twelve's text models run."""
+
+    def probe(self) -> str:
+        return "probe"
+
+    def load(self) -> None:
+        SentenceTransformerEncoder.load(self)
+        self.read_dim()
+
+
+def mean_over_mask(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of `states` [B, N, D] over the positions where `mask` [B, N] is 1."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+class HFTextEncoder(SpecEncoder):
+    """hf-text: AutoTokenizer (padding, truncation at its maximum) + AutoModel; mean over real tokens, or CLS."""
+
+    def probe(self) -> str:
+        return "probe"
+
+    def load(self) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = self._from_pretrained(AutoTokenizer.from_pretrained)
+        self.model = self._from_pretrained(AutoModel.from_pretrained).to(self.device, self.dtype).eval()
+        self.read_dim()
+
+    def embed(self, plots: list[str]) -> np.ndarray:
+        plots = [tokenized_part(plot, self.tokenizer, self.tokenizer.model_max_length) for plot in plots]
+        batch = self.tokenizer(plots, padding=True, truncation=True, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            states = self.model(**batch).last_hidden_state
+        pooled = states[:, 0] if self.info.option("pool") == "cls" else mean_over_mask(states, batch["attention_mask"])
+        return pooled.float().cpu().numpy()

@@ -13,8 +13,10 @@ overlapped with inference, as the device is a CPU either way. Then the model run
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ from torch import nn
 
 from m3l.media.video import DecodedVideo, FramePlan, Frames
 from m3l.models.base import Encoder
-from m3l.models.shared import IMAGENET_MEAN, IMAGENET_STD
+from m3l.models.shared import IMAGENET_MEAN, IMAGENET_STD, SpecEncoder, pooled_output
 
 MAX_WINDOWS = 5  # clips per trailer, from frame 0
 KINETICS_MEAN, KINETICS_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
@@ -210,3 +212,61 @@ class R2Plus1DEncoder(VideoEncoder):
 
     def drop_classifier(self, model: nn.Module) -> None:
         model.fc = nn.Identity()  # the vector is the pooled 512-d output before fc
+
+
+# The spec family of the video modality (m3l.models.spec): hf-video.
+
+
+class _PooledVideo(nn.Module):
+    """A transformers video model as the video pipeline runs one: [B, T, C, H, W] → [B, D]."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return pooled_output(self.model(pixel_values=pixel_values), "auto", None)
+
+
+class HFVideoEncoder(SpecEncoder, VideoEncoder):
+    """hf-video: AutoModel over windows of its `num_frames` (at most five from frame 0, a last window
+    of fewer than half real frames dropped, else padded with black), each frame resized, cropped and
+    normalised as its image processor config says; pooler output or the mean of the tokens; the
+    trailer's vector is the mean of its clips. Frames come from the shared early-stop decode."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = json.loads((self.paths[0] / "config.json").read_text())
+        self.window = int(config.get("num_frames", 8))
+        self.min_real_frames = self.window // 2 + 1
+        self.transform = self._frame_transform(json.loads((self.paths[0] / "preprocessor_config.json").read_text()))
+
+    @staticmethod
+    def _frame_transform(processor: dict) -> FrameTransform:
+        size, crop = processor.get("size", 224), processor.get("crop_size", processor.get("size", 224))
+        if isinstance(size, dict):
+            size = size.get("shortest_edge") or (size["height"], size["width"])
+        if isinstance(crop, dict):
+            crop = crop.get("height") or crop.get("shortest_edge")
+        if not processor.get("do_center_crop", True):
+            crop = min(size) if isinstance(size, tuple) else size
+        return FrameTransform(resize=size, crop=int(crop), mean=tuple(processor.get("image_mean", IMAGENET_MEAN)),
+                              std=tuple(processor.get("image_std", IMAGENET_STD)))
+
+    def probe(self) -> torch.Tensor:
+        return torch.zeros(3, self.window, self.transform.crop, self.transform.crop)
+
+    def build(self) -> nn.Module:
+        from transformers import AutoModel
+
+        return _PooledVideo(self._from_pretrained(AutoModel.from_pretrained))
+
+    def drop_classifier(self, model: nn.Module) -> None:
+        """AutoModel is the backbone: no classifier."""
+
+    def load(self) -> None:
+        self.model = self.build().eval().to(self.device)
+        self.read_dim()
+
+    def model_input(self, clips: torch.Tensor) -> torch.Tensor:
+        return clips.permute(0, 2, 1, 3, 4)  # [B, C, T, H, W] → [B, T, C, H, W]
