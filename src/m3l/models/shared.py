@@ -33,7 +33,7 @@ def quiet_transformers() -> Iterator[None]:
     AST extractor's notice that some of its 128 Kaldi mel filters are empty at 16 kHz (they are, by design)."""
     import transformers
 
-    verbosity = transformers.logging.get_verbosity()
+    verbosity, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:
@@ -42,7 +42,8 @@ def quiet_transformers() -> Iterator[None]:
             yield
     finally:
         transformers.logging.set_verbosity(verbosity)
-        transformers.logging.enable_progress_bar()
+        if bars:  # off in a log (m3l.progress), where turning them on again is a warning
+            transformers.logging.enable_progress_bar()
 
 
 def pooled_output(outputs: Any, pool: str, patches: int | None) -> torch.Tensor:
