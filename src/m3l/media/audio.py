@@ -6,8 +6,9 @@ and resamples it frame by frame, each frame's timestamp cleared; the frames are
 concatenated until 480,000 samples are collected and cut there. Demuxing stops as
 soon as enough is decoded, so the rest of the file is never read. The one waveform
 feeds every audio model; each model's `preprocess` makes its own features from it.
-An encoder that wants another rate says so with a `sample_rate` attribute: the same
-decoded frames then also go through a resampler to that rate (first 30 s of it too).
+An encoder that wants another rate says so with its `sample_rate` (declared, with
+`min_partial_samples`, on m3l.models.audio.AudioEncoder): the same decoded frames then also
+go through a resampler to that rate (first 30 s of it too).
 """
 
 from __future__ import annotations
@@ -114,9 +115,8 @@ class SoundtrackLoader:
 
 
 def loader_for(encoders: list, options: LoaderOptions = LoaderOptions()) -> SoundtrackLoader:
-    """Decodes at every encoder's `sample_rate` (16 kHz where it has none), and keeps the decoded part of
-    a broken stream when it is long enough for every encoder: each one's `min_partial_samples`, where it
-    has one (VGGish: one complete example)."""
-    rates = tuple(sorted({getattr(e, "sample_rate", SAMPLE_RATE) for e in encoders} - {SAMPLE_RATE}))
-    return SoundtrackLoader(min_partial_samples=max((getattr(e, "min_partial_samples", 1) for e in encoders), default=1),
+    """Decodes at every encoder's `sample_rate`, and keeps the decoded part of a broken stream when it is
+    long enough for every encoder: each one's `min_partial_samples` (VGGish: one complete example)."""
+    rates = tuple(sorted({e.sample_rate for e in encoders} - {SAMPLE_RATE}))
+    return SoundtrackLoader(min_partial_samples=max((e.min_partial_samples for e in encoders), default=1),
                             rates=rates)

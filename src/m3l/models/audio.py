@@ -17,7 +17,14 @@ from m3l.models.base import Encoder
 from m3l.models.shared import SpecEncoder, half_precision, quiet_transformers
 
 
-class _TransformersAudioEncoder(Encoder):
+class AudioEncoder(Encoder):
+    """An encoder of trailer soundtracks, and what the audio loader (m3l.media.audio.loader_for) asks of it."""
+
+    sample_rate: int = SAMPLE_RATE  # the rate its `preprocess` takes the waveform at (Soundtrack.at)
+    min_partial_samples: int = 1  # a stream broken part-way is kept when at least this much decoded
+
+
+class _TransformersAudioEncoder(AudioEncoder):
     """A Hugging Face audio model stored as a folder: feature extractor + network."""
 
     model_class: str  # the transformers class loaded from the store folder
@@ -98,7 +105,7 @@ class ASTEncoder(_TransformersAudioEncoder):
 # The spec family of the audio modality (m3l.models.spec): hf-audio.
 
 
-class HFAudioEncoder(SpecEncoder):
+class HFAudioEncoder(SpecEncoder, AudioEncoder):
     """hf-audio: AutoFeatureExtractor on the recipe's waveform at the extractor's `sampling_rate` + AutoModel (its encoder, for
     encoder-decoder models such as Whisper); mean over time of the last hidden state, or the
     model's audio embedding (`get_audio_features`, CLAP-style)."""
@@ -109,7 +116,7 @@ class HFAudioEncoder(SpecEncoder):
 
         # Made in the main process, so that forked loader workers inherit it ready.
         self.extractor = self._from_pretrained(AutoFeatureExtractor.from_pretrained)
-        self.sample_rate: int = getattr(self.extractor, "sampling_rate", SAMPLE_RATE)  # asked by the audio loader
+        self.sample_rate = getattr(self.extractor, "sampling_rate", SAMPLE_RATE)
 
     def preprocess(self, soundtrack: Soundtrack) -> list[dict[str, np.ndarray]]:
         return [self.features(soundtrack.at(self.sample_rate))]

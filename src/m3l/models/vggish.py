@@ -20,7 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from m3l.media.audio import SAMPLE_RATE, Soundtrack
-from m3l.models.base import Encoder
+from m3l.models.audio import AudioEncoder
 
 WINDOW_SAMPLES = 400  # 25 ms
 HOP_SAMPLES = 160  # 10 ms
@@ -129,10 +129,10 @@ def load_pca(path: Path) -> AudioSetPostprocessor:
 
 
 
-class VGGishEncoder(Encoder):
+class VGGishEncoder(AudioEncoder):
     """One sample per trailer: all its examples; `embed` runs them through VGGish and averages per trailer."""
 
-    min_partial_samples = MIN_PARTIAL_SAMPLES  # asked by the audio loader (m3l.media.audio.loader_for)
+    min_partial_samples = MIN_PARTIAL_SAMPLES
 
     def preprocess(self, soundtrack: Soundtrack) -> list[np.ndarray]:
         return [log_mel_examples(soundtrack.waveform)]
