@@ -52,7 +52,7 @@ def test_tf32_is_on_only_for_the_fast_precisions(precision, tf32):
     """Set where encoders load: under auto (the recipes) and fp32, convolutions and matmuls run in full
     fp32 on Ampere and newer GPUs, whose cuDNN default is TF32."""
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = not tf32
-    load_encoders([Weightless(None, [], "cpu", precision)])
+    load_encoders([Weightless(lookup("minilm"), [], "cpu", precision)])
     assert torch.backends.cudnn.allow_tf32 is tf32
     assert torch.backends.cuda.matmul.allow_tf32 is tf32
 
