@@ -8,6 +8,7 @@ mount namespace made with `unshare`, so the test needs no privileges of its own)
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import shutil
@@ -211,8 +212,14 @@ def test_read_only_output_stops_with_one_line_and_changes_nothing(partial_output
                                 f"{_script_command(args)}")
     assert result.returncode == 2, result.stderr
     _assert_one_line_error(result.stderr, "Read-only file system")
-    changed = {name for name, data in _files(output).items() if before.get(name) != data}
-    assert changed <= {"log_minilm.txt", ".minilm.lock"}  # only outside the read-only folder
+    after = _files(output)
+    changed = {name for name, data in after.items() if before.get(name) != data}
+    if read_only == "output":
+        assert changed == set()
+    else:  # only outside the read-only folder: the log, the lock, and the run's record with its outcome
+        assert {name for name in changed if not is_run_record(name)} <= {"log_minilm.txt", ".minilm.lock"}
+        outcome = json.loads(after["runs.jsonl"].splitlines()[-1])["outcome"]
+        assert outcome.startswith("error: ") and "Read-only file system" in outcome
     assert temporary_files(output) == []
 
 
