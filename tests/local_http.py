@@ -1,11 +1,24 @@
-"""What the test web servers share: a threaded HTTP/1.1 server on 127.0.0.1 run in a thread, and a quiet handler."""
+"""What the test web servers share: a threaded HTTP/1.1 server on 127.0.0.1 run in a thread, and a quiet handler.
+
+A client hanging up is no error there: a client that closes a kept-alive connection with an answer unread
+(a 401 it gave up on) resets it, and the standard library's server would print a traceback into the
+stderr that a test reads."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a reset when it closes with an answer unread) is no error; anything else is
+        printed, as the standard library does."""
+        if not isinstance(sys.exception(), ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class LocalServer:
@@ -14,7 +27,7 @@ class LocalServer:
 
     def __init__(self, handler: Callable[[Any], type[BaseHTTPRequestHandler]]) -> None:
         self.stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler(self))
+        self._server = _Server(("127.0.0.1", 0), handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
