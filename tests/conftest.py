@@ -1,4 +1,5 @@
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -17,6 +18,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "M3L_CACHE_DIR" not in os.environ:
     os.environ["M3L_CACHE_DIR"] = tempfile.mkdtemp(prefix="m3l-test-cache-")
     atexit.register(shutil.rmtree, os.environ["M3L_CACHE_DIR"], ignore_errors=True)
+
+# Ray and Ray Data bind their log handlers to the sys.stderr of their first import: imported inside a test
+# that captures stderr (capsys), their later lines go to that closed stream, and logging prints a traceback
+# into whichever test runs Ray next. Imported here, they keep the session's stream. The download venv has no Ray.
+with contextlib.suppress(ImportError):
+    import ray.data  # noqa: F401
 
 # A suite started in the background of a non-interactive shell (`make test &`) inherits SIGINT
 # ignored, and so would every script it starts: the Ctrl-C tests need it as a terminal gives it.
