@@ -44,7 +44,8 @@ def gpu_busy_sampler() -> tuple[threading.Event, list[int]]:
 
 def feed_rate(modality: str, catalogue: Path, models: str, workers: str) -> float:
     """Items/s of the prepared-item stream for a GPU run, consumed by a sink (run in the modality's venv)."""
-    from m3l.cli import build_parser, create_encoders, load_catalogue, resolve_workers
+    from m3l.cli import build_parser, create_encoders, load_catalogue
+    from m3l.engines import ENGINES
     from m3l.engines.local import PreparedItems, prepared_stream
     from m3l.modalities import MODALITIES
 
@@ -56,7 +57,7 @@ def feed_rate(modality: str, catalogue: Path, models: str, workers: str) -> floa
     items = load_catalogue(chosen, args).items
     dataset = PreparedItems(items, chosen.make_loader(encoders, args), [encoders] * len(items))
     started = time.perf_counter()
-    count = sum(1 for _ in prepared_stream(dataset, resolve_workers(workers, chosen, "cuda"), args.batch_size))
+    count = sum(1 for _ in prepared_stream(dataset, ENGINES["local"].workers(workers, chosen, "cuda"), args.batch_size))
     return count / (time.perf_counter() - started)
 
 

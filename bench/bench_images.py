@@ -28,7 +28,7 @@ from PIL import Image
 
 from common import median_seconds, parser, print_table
 from m3l import models
-from m3l.engines.local import run
+from m3l.engines import ENGINES, run
 from m3l.media.image import PosterLoader, read_poster
 from m3l.modalities import MODALITIES
 from m3l.store.writer import FeatureStore
@@ -102,7 +102,7 @@ def load_encoders(store: Path, names: list[str]) -> list:
 def end_to_end(posters: Path, encoders: list, output: Path, batch_size: int, workers: int) -> None:
     catalogue = MODALITIES["image"].read_catalogue(posters)
     stores = {e.info.folder: FeatureStore(output, e.info) for e in encoders}
-    run(catalogue.items, PosterLoader(), encoders, stores, batch_size, workers)
+    run(ENGINES["local"], catalogue.items, PosterLoader(), encoders, stores, batch_size, workers)
     assert all(store.summary.done == len(catalogue.items) for store in stores.values())
 
 

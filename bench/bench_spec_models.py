@@ -30,8 +30,8 @@ sys.path[:0] = [str(REPO / "src"), str(REPO), str(REPO / "bench")]
 import torch  # noqa: E402
 
 from m3l import models  # noqa: E402
-from m3l.cli import build_parser, resolve_workers  # noqa: E402
-from m3l.engines.local import run  # noqa: E402
+from m3l.cli import build_parser  # noqa: E402
+from m3l.engines import ENGINES, run  # noqa: E402
 from m3l.media import LoaderOptions  # noqa: E402
 from m3l.modalities import MODALITIES  # noqa: E402
 from m3l.store.writer import FeatureStore  # noqa: E402
@@ -108,7 +108,7 @@ def main() -> None:
         argv += [*(["--batch-size", str(options.batch_size)] if options.batch_size else []),
                  *(["--workers", str(options.workers)] if options.workers is not None else [])]
         args = build_parser(modality, [], "").parse_args(argv)
-        workers = resolve_workers(args.workers, modality, "cpu")
+        workers = ENGINES["local"].workers(args.workers, modality, "cpu")
         encoder = models.encoder_class(info)(info, [tmp / "models" / info.files[0].path], "cpu")
         encoder.load()
         encoder.load = lambda: None  # the weights are in memory: time the pipeline, not the disk
@@ -119,7 +119,7 @@ def main() -> None:
         for repeat in range(options.repeats):
             stores = {encoder.info.folder: FeatureStore(tmp / f"out{repeat}", encoder.info)}
             started = time.perf_counter()
-            run(items, loader, [encoder], stores, args.batch_size, workers)
+            run(ENGINES["local"], items, loader, [encoder], stores, args.batch_size, workers)
             times["end to end"].append(time.perf_counter() - started)
             assert stores[encoder.info.folder].summary.done == len(items)
             started = time.perf_counter()
