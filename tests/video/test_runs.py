@@ -18,6 +18,7 @@ import pytest
 from m3l import load_features
 from m3l.model_store import ModelStore
 from m3l.models import MODELS
+from m3l.store.layout import ModelLayout
 from m3l.store.provenance import ProvenanceLog, record
 from tests.outputs import read_vector
 from tests.testlib import REPO, run_script, write_map
@@ -102,7 +103,7 @@ def test_make_demo_video_resumes_and_consolidates(tmp_path, video_store):
         info = MODELS[name]
         earlier_run = record(name, ModelStore(video_store).weights_digest(info.files), info.recipe, "fp32", "cpu")
         (output / name).mkdir(parents=True)
-        ProvenanceLog(output / name).claim(earlier_run, allow_mixed=False, present=[])
+        ProvenanceLog(ModelLayout(output, info).provenance).claim(earlier_run, allow_mixed=False, present=[])
     planted = {(name, movie_id): [0.25] * DIMS[name] for name in NAMES for movie_id in ids}
     for (name, movie_id), values in planted.items():
         (output / name / f"{movie_id}.json").write_text(json.dumps({movie_id: values}))
