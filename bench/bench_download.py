@@ -3,12 +3,15 @@
     .venvs/image/bin/python bench/bench_download.py [--posters 1000] [--size 2000x3000] [--delay 0.05]
         [--connections 16] [--repeats 3]
 
-A web server of our own (tests/web.py, in a process of its own) serves --posters JPEGs of
---size (TMDB's `original` posters are about 2000x3000; eight different pictures, each
-under many URLs) and answers every request after --delay seconds. Three contenders, each
-ending with the same posters checked on disk (medians of --repeats, interleaved):
+A web server of our own, in a process of its own, serves --posters JPEGs of --size (TMDB's
+`original` posters are about 2000x3000; eight different pictures, each under many URLs) and
+answers every request after --delay seconds, each body in one write: a CDN's work is not done
+on the client's cores, so this one takes as little of them as it can. Three contenders, each
+ending with the same posters checked on disk (medians of --repeats, interleaved; the posters
+a run wrote are deleted outside the timings):
 
   download_posters   the script's own function (m3l.download.posters.main), --connections
+                     downloads at once, its default check processes (one per core)
   urllib loop        one poster after another: urllib.request GET, write, the same check
                      (m3l.media.image.check_poster, a JPEG decoded at 1/8 scale), rename
   CPU ceiling        the check alone on posters already on disk, one process per core:
@@ -25,8 +28,11 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
+import time
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +42,6 @@ from common import median_seconds, parser
 
 from m3l.download.posters import main as download_posters
 from m3l.media.image import check_poster
-from tests.web import WebServer
 
 PICTURES = 8
 
@@ -58,11 +63,29 @@ def jpegs(size: tuple[int, int]) -> list[bytes]:
 
 
 def serve(files: dict[str, bytes], delay: float, address: multiprocessing.connection.Connection) -> None:
-    """The web server of the benchmark, in a process of its own so that serving takes no time from the client's."""
-    with WebServer(delay=delay) as web:
-        web.files.update(files)
-        address.send(web.url)
-        address.recv()  # until told to stop
+    """The benchmark's CDN, in a process of its own: each answer after `delay`, the body in one write (a CDN's
+    CPU is not ours; this one takes as little of the cores the contenders share as it can)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = files.get(self.path, b"")
+            time.sleep(delay)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address.send(f"http://127.0.0.1:{server.server_address[1]}")
+    address.recv()  # until told to stop
 
 
 def urllib_loop(links: list[tuple[str, str]], out: Path) -> None:
@@ -101,29 +124,28 @@ def main() -> None:
         on_disk.mkdir()
         for movie_id, path in zip((i for i, _ in links), files):
             (on_disk / f"{movie_id}.jpg").write_bytes(files[path])
-        with ProcessPoolExecutor(cores) as pool:
-            list(pool.map(check, list(on_disk.iterdir())[:cores]))  # workers started and warm
+        folders = {"tool": root / "tool", "loop": root / "loop"}
 
-            def fresh(name: str) -> Path:
-                folder = root / name
+        def empty(contender: str) -> None:
+            for folder in folders.values():  # what the last run wrote, deleted outside the timings
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.mkdir()
-                return folder
 
-            def tool(repeat: int) -> None:
-                out = fresh("tool")
-                with contextlib.redirect_stdout(io.StringIO()):  # its summary
-                    code = download_posters(["--links", str(root / "links.tsv"), "--out", str(out), "--connections",
-                                             str(args.connections), "--log", str(root / "log.txt")])
-                assert code == 0 and len(list(out.glob("*.jpg"))) == args.posters, "download_posters failed"
+        def tool(repeat: int) -> None:
+            with contextlib.redirect_stdout(io.StringIO()):  # its summary
+                code = download_posters(["--links", str(root / "links.tsv"), "--out", str(folders["tool"]),
+                                         "--connections", str(args.connections), "--log", str(root / "log.txt")])
+            assert code == 0 and len(list(folders["tool"].glob("*.jpg"))) == args.posters, "download_posters failed"
 
+        with ProcessPoolExecutor(cores) as pool:
+            list(pool.map(check, list(on_disk.iterdir())[:cores]))  # workers started and warm
             contenders = {
-                f"download_posters ({args.connections} connections)": tool,
-                "urllib loop": lambda repeat: urllib_loop(links, fresh("loop")),
+                f"download_posters ({args.connections} connections, {cores} check processes)": tool,
+                "urllib loop": lambda repeat: urllib_loop(links, folders["loop"]),
                 f"CPU ceiling (check only, {cores} processes)": lambda repeat: list(
                     pool.map(check, on_disk.iterdir(), chunksize=4)),
             }
-            medians = median_seconds(contenders, args.repeats)
+            medians = median_seconds(contenders, args.repeats, empty)
         here.send("stop")
         server.join(10)
     rates = {name: args.posters / value for name, value in medians.items()}

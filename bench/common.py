@@ -58,12 +58,16 @@ def seconds(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def median_seconds(contenders: dict[str, Callable[[int], object]], repeats: int) -> dict[str, float]:
+def median_seconds(contenders: dict[str, Callable[[int], object]], repeats: int,
+                   before: Callable[[str], object] | None = None) -> dict[str, float]:
     """Median wall seconds of each contender, called with the repeat's number. The contenders take
-    turns within each repeat, so that load from elsewhere on the machine hits them alike."""
+    turns within each repeat, so that load from elsewhere on the machine hits them alike;
+    `before(name)`, untimed, readies each run (empties its output folder)."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for repeat in range(repeats):
         for name, action in contenders.items():
+            if before:
+                before(name)
             times[name].append(seconds(lambda: action(repeat)))
     return {name: statistics.median(values) for name, values in times.items()}
 

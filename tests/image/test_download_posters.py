@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from m3l.download.posters import main
+from m3l.download.posters import CheckProcesses, main, poster_problem
 from m3l.download.tmdb import main as collect_links
+from m3l.media import DEFAULT_MAX_PIXELS
 from tests.image.helpers import extract
 from tests.image.media import bad_posters, photo
 from tests.outputs import read_vectors
@@ -147,8 +150,11 @@ def test_a_download_killed_midway_leaves_no_partial_poster_and_the_rerun_fetches
         while web.gets("/p/3.jpg") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.2)  # the first half of 3.jpg is written to its partial file
+        helpers = descendants(process.pid)  # the check processes and the server that forks them
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+        assert helpers and wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in helpers)), \
+            "a check process outlived the killed run"
         assert sorted(p.name for p in out.iterdir()) == [".partial", "1.jpg", "2.jpg", "4.png"]
         assert [p.name.split(".")[0] for p in (out / ".partial").iterdir()] == ["3"]
         rerun = subprocess.run(command, cwd=REPO, env={**os.environ, **FAST}, capture_output=True, text=True,
@@ -158,6 +164,19 @@ def test_a_download_killed_midway_leaves_no_partial_poster_and_the_rerun_fetches
         assert [web.gets(f"/p/{i}.jpg") for i in "1234"] == [1, 1, 2, 1]
     assert sorted(p.name for p in out.iterdir()) == ["1.jpg", "2.jpg", "3.jpg", "4.jpg"]
     assert log_of(out)["4"].startswith("recompute existing 4.png: ")
+
+
+def descendants(pid: int) -> list[int]:
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return children + [grandchild for child in children for grandchild in descendants(child)]
+
+
+def wait_for(condition, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
 
 
 def test_proxies_come_from_the_environment(tmp_path, monkeypatch):
@@ -240,3 +259,30 @@ def test_ctrl_c_stops_within_the_timeout_keeping_every_finished_poster(tmp_path)
     assert stderr.startswith("interrupted: every file under its final name is complete") and "Traceback" not in stderr
     assert "download_posters: 1 done" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["1.jpg"]  # no .partial left behind
+
+
+def _check_or_die(path, max_pixels):
+    """The posters' check, except that a poster named fatal* kills the process checking it."""
+    if path.name.startswith("fatal"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return poster_problem(path, max_pixels)
+
+
+def test_a_poster_that_kills_its_check_process_fails_alone_and_the_checks_go_on(tmp_path):
+    good = [tmp_path / f"{n}.jpg" for n in range(8)]
+    for path in good:
+        path.write_bytes(poster_bytes("JPEG"))
+    fatal, broken = tmp_path / "fatal.jpg", tmp_path / "broken.jpg"
+    fatal.write_bytes(poster_bytes("JPEG"))
+    broken.write_bytes(poster_bytes("JPEG")[:300])
+    paths = [*good[:4], fatal, *good[4:], broken]
+    checks = CheckProcesses(2, DEFAULT_MAX_PIXELS, _check_or_die)
+    try:
+        with ThreadPoolExecutor(4) as threads:  # other checks are in flight when the process dies
+            problems = dict(zip(paths, threads.map(checks.problem, paths)))
+        assert checks.problem(good[0]) is None  # a new pool took over
+    finally:
+        checks.close()
+    assert problems[fatal] == CheckProcesses.KILLED
+    assert problems[broken] == poster_problem(broken, DEFAULT_MAX_PIXELS) is not None  # its own reason
+    assert [problems[path] for path in good] == [None] * len(good)

@@ -7,7 +7,9 @@
 - a size cap checked against Content-Length first and while reading, so a body over it
   is never downloaded whole; a body trickling in slower than the model store's minimum rate
   (M3L_DOWNLOAD_MIN_RATE over M3L_DOWNLOAD_RATE_WINDOW) is dropped and retried;
-- proxies from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as requests reads them.
+- proxies from the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) and its CA bundle
+  (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), as requests reads them, looked up once per scheme and host
+  (requests itself would read the whole environment twice for every request); ~/.netrc is not read.
 
 Bounds for tests and slow networks: M3L_DOWNLOAD_BACKOFF (first backoff, seconds) and
 M3L_DOWNLOAD_MAX_WAIT (longest wait before a retry, seconds).
@@ -33,7 +35,7 @@ from m3l.catalog import printable
 from m3l.model_store import minimum_rate
 
 SCHEMES = ("http", "https")
-CHUNK = 1 << 16
+CHUNK = 1 << 20  # the most one read takes: each returns what has arrived, often less
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -96,16 +98,27 @@ class Fetcher:
         self.stopping = stopping or threading.Event()
         self.headers = headers or {}
         self._local = threading.local()
+        self._environment = requests.Session()  # reads the environment's settings, sends nothing
+        self._settings: dict[tuple[str, str], dict] = {}
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.trust_env = False  # the environment's settings come from `_settings_for`
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=1, max_retries=0)  # retries are ours
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers.update(self.headers)
         return session
+
+    def _settings_for(self, url: str) -> dict:
+        """The proxies and CA bundle the environment gives requests for `url`'s scheme and host."""
+        parts = urlsplit(url)
+        origin = (parts.scheme.lower(), parts.netloc.lower())
+        if origin not in self._settings:
+            self._settings[origin] = self._environment.merge_environment_settings(url, {}, True, None, None)
+        return self._settings[origin]
 
     def get(self, url: str, sink: BinaryIO) -> int:
         """Write the body of `url` into `sink` (emptied before each attempt); its size. FetchError says why not."""
@@ -131,7 +144,7 @@ class Fetcher:
             if urlsplit(url).scheme.lower() not in SCHEMES:
                 raise FetchError(f"refused {printable(url)}: http and https only")
             try:
-                response = self._session().get(url, stream=True, allow_redirects=False,
+                response = self._session().get(url, allow_redirects=False, **self._settings_for(url),
                                                timeout=(self.options.timeout, self.options.timeout))
             except requests.Timeout:
                 raise _Retry(f"no answer within {self.options.timeout:g} s") from None

@@ -6,18 +6,22 @@ poster reading (`m3l.media.image.check_poster`: read_poster's opening and --max-
 a JPEG decoded at 1/8 scale, which rejects what the full decode rejects), and only then
 renamed to `<out>/<id>.<ext>`: a file under a final name is always a poster the image
 extractor can read. A rerun checks the posters already there the same way and asks the
-network only for the others. Downloads and checks run in `--connections` threads (PIL
-decodes without holding the GIL).
+network only for the others. Downloads run in `--connections` threads, checks in `--workers`
+processes (`CheckProcesses`).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from m3l.catalog import Item, printable, read_links
@@ -31,6 +35,8 @@ from m3l.store.files import OutputError, real_folder
 SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
 EXTENSIONS = (".jpg", ".png", ".webp", ".gif")
 PARTIAL = ".partial"
+PIL_MODULES = ("PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin", "PIL.WebPImagePlugin",
+                 "PIL.GifImagePlugin")
 
 
 def sniff(head: bytes) -> str | None:
@@ -43,8 +49,9 @@ def sniff(head: bytes) -> str | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_arguments(parser, "media/poster")
     defaults = FetchOptions()
-    parser.add_argument("--connections", type=run.positive, default=16,
-                        help="downloads (and checks) at once (default: 16)")
+    parser.add_argument("--connections", type=run.positive, default=16, help="downloads at once (default: 16)")
+    parser.add_argument("--workers", type=run.positive, default=len(os.sched_getaffinity(0)),
+                        help="processes that check the posters (default: one per core)")
     parser.add_argument("--timeout", type=float, default=defaults.timeout,
                         help=f"seconds to wait to connect and for each piece of data (default: {defaults.timeout:g})")
     parser.add_argument("--attempts", type=run.positive, default=defaults.attempts,
@@ -57,23 +64,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default: {DEFAULT_MAX_PIXELS:,})")
 
 
+def poster_problem(path: Path, max_pixels: int) -> str | None:
+    """Why the poster at `path` is one extract_images.py cannot use, or None."""
+    try:
+        check_poster(path, max_pixels)
+    except Exception as error:  # noqa: BLE001 - any decoding error is this poster's, as in the extractors
+        return describe(error)
+    return None
+
+
+def _start_check_process() -> None:
+    """Ctrl-C is for the main process, which stops the run and these processes with it; and when the main
+    process is killed (kill -9), this one leaves too, where ProcessPoolExecutor's would wait for work forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    main_process = multiprocessing.parent_process()
+    threading.Thread(target=lambda: (main_process.join(), os._exit(0)), daemon=True).start()
+
+
+class CheckProcesses:
+    """`check(path, max_pixels)` in `workers` processes, callable from any thread.
+
+    Processes, not threads: the check sets PIL's decompression-bomb limit, a setting of the whole
+    process, while it decodes, so checks in threads of one process could run under each other's
+    limits; and a poster that kills its process (the kernel's OOM killer) takes only checks down.
+    A dead process breaks the whole pool: a new one takes over, and each check the break caught is
+    run again alone, in a process of its own, so that only the poster that kills it fails.
+    """
+
+    KILLED = "the process checking it died (killed, e.g. by the kernel for want of memory)"
+
+    def __init__(self, workers: int, max_pixels: int,
+                 check: Callable[[Path, int], str | None] = poster_problem) -> None:
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self.check = check
+        self._lock = threading.Lock()
+        self._pool = _check_pool(workers)
+
+    def problem(self, path: Path) -> str | None:
+        """Why the poster at `path` is unusable, or None."""
+        pool = self._pool
+        try:
+            return pool.submit(self.check, path, self.max_pixels).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:  # the first thread to see it broken replaces it
+                    pool.shutdown(wait=False)
+                    self._pool = _check_pool(self.workers)
+        with _check_pool(1) as alone:
+            try:
+                return alone.submit(self.check, path, self.max_pixels).result()
+            except BrokenProcessPool:
+                return self.KILLED
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+def _check_pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver: forking this process, whose threads may hold locks, could deadlock the child; the
+    # server imports PIL once, and each process starts with it
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PIL_MODULES))
+    return ProcessPoolExecutor(workers, context, _start_check_process)
+
+
 class PosterFolder:
     """Fetches and checks posters into one folder; `fetch` runs in worker threads."""
 
-    def __init__(self, out: Path, fetcher: Fetcher, max_pixels: int, log: run.RunLog) -> None:
+    def __init__(self, out: Path, fetcher: Fetcher, checks: CheckProcesses, log: run.RunLog) -> None:
         self.out = out
         self.partial = out / PARTIAL
         self.fetcher = fetcher
-        self.max_pixels = max_pixels
+        self.checks = checks
         self.log = log
-
-    def _problem(self, path: Path) -> str | None:
-        """Why the poster at `path` is one extract_images.py cannot use, or None."""
-        try:
-            check_poster(path, self.max_pixels)
-        except Exception as error:  # noqa: BLE001 - any decoding error is this poster's, as in the extractors
-            return describe(error)
-        return None
 
     def _existing(self, movie_id: str) -> list[Path]:
         return [path for path in (self.out / f"{movie_id}{ext}" for ext in EXTENSIONS) if path.is_file()]
@@ -81,7 +145,7 @@ class PosterFolder:
     def _usable(self, movie_id: str, existing: list[Path]) -> bool:
         """Whether one of the posters already there is usable; each one that is not is logged."""
         for path in existing:
-            problem = self._problem(path)
+            problem = self.checks.problem(path)
             if problem is None:
                 return True
             self.log.note(movie_id, "recompute", f"existing {path.name}: {problem}")
@@ -100,7 +164,7 @@ class PosterFolder:
             if extension is None:
                 shown = printable(head.decode("latin-1"))
                 raise FetchError(f"not a JPEG, PNG, WebP or GIF image: starts with {shown}")
-            if problem := self._problem(temporary):
+            if problem := self.checks.problem(temporary):
                 raise FetchError(problem.replace(str(temporary), temporary.name))
             os.replace(temporary, self.out / f"{item.id}{extension}")
             return extension
@@ -131,7 +195,8 @@ def download(args: argparse.Namespace) -> None:
     log = run.open_log(run.log_path(args, out), "download_posters", catalogue)
     stopping = threading.Event()
     options = FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts)
-    folder = PosterFolder(out, Fetcher(options, stopping), args.max_pixels, log)
+    checks = CheckProcesses(args.workers, args.max_pixels)
+    folder = PosterFolder(out, Fetcher(options, stopping), checks, log)
     shutil.rmtree(folder.partial, ignore_errors=True)  # what a killed run left half-written
     real_folder(folder.partial)
     pool = ThreadPoolExecutor(args.connections, thread_name_prefix="poster")
@@ -141,6 +206,7 @@ def download(args: argparse.Namespace) -> None:
     finally:
         stopping.set()
         pool.shutdown(cancel_futures=True)
+        checks.close()
         shutil.rmtree(folder.partial, ignore_errors=True)
         print(log.finish(), flush=True)
 
