@@ -1,4 +1,5 @@
-"""Errors that end a run with a one-line message instead of a traceback."""
+"""Errors that end a run with a one-line message instead of a traceback, and the one-line reason an item's
+error gives in a log (`describe`)."""
 
 import signal
 import sys
@@ -11,6 +12,14 @@ class UserError(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, as a job scheduler sends before killing: stop as cleanly as on Ctrl-C."""
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason for a log: the message of expected errors, the type of the others."""
+    message = " ".join(str(error).split())
+    if isinstance(error, (OSError, ValueError)) and message:
+        return message
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _terminate(signum: int, frame: object) -> None:

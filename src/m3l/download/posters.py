@@ -27,7 +27,7 @@ from pathlib import Path
 from m3l.catalog import Item, printable, read_links
 from m3l.download import run
 from m3l.download.http import FetchError, Fetcher, FetchOptions
-from m3l.engines.pipeline import describe
+from m3l.errors import describe
 from m3l.media import DEFAULT_MAX_PIXELS
 from m3l.media.image import check_poster
 from m3l.store.files import OutputError, real_folder

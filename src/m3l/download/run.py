@@ -13,8 +13,7 @@ from pathlib import Path
 from m3l.catalog import SAMPLES, Catalogue, check_folder_path, read_ids
 from m3l.errors import UserError, stoppable_exit_code
 from m3l.store.files import OutputError, open_regular, real_folder
-from m3l.store.log import log_line
-from m3l.store.writer import Summary
+from m3l.store.log import Summary, log_line
 
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from m3l.catalog import Item
-from m3l.errors import UserError
+from m3l.errors import UserError, describe
 from m3l.media import NoSharedMemory
 from m3l.models.base import Encoder, use_precision
 from m3l.progress import NewCounter
@@ -54,14 +54,6 @@ def stop_if_sticky(error: BaseException) -> None:
         raise DeviceError(f"the GPU failed and cannot run anything more in this process ({message}); "
                           "every vector written so far is complete: run the same command again to resume "
                           "(--device cpu avoids the GPU)") from None
-
-
-def describe(error: BaseException) -> str:
-    """A one-line reason for a log: the message of expected errors, the type of the others."""
-    message = " ".join(str(error).split())
-    if isinstance(error, (OSError, ValueError)) and message:
-        return message
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 Prepared = dict[str, "list[Any] | Failure"]  # encoder folder → samples, or why there are none

@@ -1,5 +1,5 @@
 """A model's log, `log_<folder>.txt`: one line per event, `<timestamp> <model> <id> <status> <reason>`
-(`log_line` writes one, `parse_log_line` reads one)."""
+(`log_line` writes one, `parse_log_line` reads one), and the `Summary` a run prints at its end."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ def log_line(model: str, movie_id: str, status: str, reason: str) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     shown_id = (movie_id if movie_id.isprintable() else printable(movie_id)).replace(" ", "\\x20") or '""'
     return f"{stamp} {model} {shown_id} {status} {' '.join(reason.split())}\n"
+
+
+@dataclass
+class Summary:
+    model: str
+    done: int = 0
+    already_done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.model}: {self.done} done, {self.already_done} already done, {self.failed} failed, "
+                f"{self.skipped} skipped in {self.seconds:.1f} s")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from m3l.errors import UserError
 from m3l.models import ModelInfo
 from m3l.models.spec import SpecInfo, marker
 from m3l.store.files import OutputError, open_regular, real_folder
-from m3l.store.log import log_line
+from m3l.store.log import Summary, log_line
 from m3l.store.scan import DIRECTORY, FolderScan, Index, check_marker_dim
 from m3l.store.layout import MARKER, FeatureRoot, ModelLayout, marker_bytes, read_marker, recorded_marker, temporary_affixes
 from m3l.store.provenance import ProvenanceLog
@@ -89,20 +89,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> os.stat_result:
             handle.flush()
             status = os.fstat(handle.fileno())
     return status
-
-
-@dataclass
-class Summary:
-    model: str
-    done: int = 0
-    already_done: int = 0
-    failed: int = 0
-    skipped: int = 0
-    seconds: float = 0.0
-
-    def __str__(self) -> str:
-        return (f"{self.model}: {self.done} done, {self.already_done} already done, {self.failed} failed, "
-                f"{self.skipped} skipped in {self.seconds:.1f} s")
 
 
 class FeatureStore:
