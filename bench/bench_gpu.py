@@ -42,22 +42,25 @@ def gpu_busy_sampler() -> tuple[threading.Event, list[int]]:
     return done, samples
 
 
-def feed_rate(modality: str, catalogue: Path, models: str, workers: str) -> float:
+def feed_rate(modality: str, catalogue: Path, models: str, workers: str, device: str = "cuda") -> float:
     """Items/s of the prepared-item stream for a GPU run, consumed by a sink (run in the modality's venv)."""
-    from m3l.cli import build_parser, create_encoders, load_catalogue
+    from m3l.cli import build_parser, create_encoders, load_catalogue, model_files, model_infos
     from m3l.engines import ENGINES
     from m3l.engines.local import PreparedItems, prepared_stream
+    from m3l.media import LoaderOptions
     from m3l.modalities import MODALITIES
 
     chosen = MODALITIES[modality]
     args = build_parser(chosen, [models], "feed").parse_args(
         [chosen.input_flag, str(catalogue), "--models", models, "--models-dir", os.environ["BENCH_STORE"],
-         "--device", "cuda", "--workers", workers])
-    encoders = create_encoders(chosen, args)
+         "--device", device, "--workers", workers])
+    infos = model_infos(chosen, args)
+    encoders = create_encoders(chosen, args, infos, model_files(chosen, args, infos), device)
     items = load_catalogue(chosen, args).items
-    dataset = PreparedItems(items, chosen.make_loader(encoders, args), [encoders] * len(items))
+    dataset = PreparedItems(items, chosen.make_loader(encoders, LoaderOptions.of(args)), [encoders] * len(items))
     started = time.perf_counter()
-    count = sum(1 for _ in prepared_stream(dataset, ENGINES["local"].workers(workers, chosen, "cuda"), args.batch_size))
+    count = sum(1 for _ in prepared_stream(dataset, ENGINES["local"].workers(args.workers, chosen, device),
+                                           args.batch_size))
     return count / (time.perf_counter() - started)
 
 
