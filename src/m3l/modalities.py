@@ -36,6 +36,7 @@ class Modality:
     workers: int
     longest_first: bool = False  # order items by input length, so batches pad little
     add_arguments: Callable[[argparse.ArgumentParser], None] = no_extra_arguments
+    encoder_base: str = "m3l.models.base:Encoder"  # what its loader asks of an encoder: a module:Class spec subclasses it
 
     def make_loader(self, encoders: list, options: LoaderOptions) -> Callable[[Item], Any]:
         return importlib.import_module(self.loader).loader_for(encoders, options)
@@ -52,10 +53,12 @@ MODALITIES = {
                  add_arguments=image_arguments),
         Modality("audio", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
                  SAMPLES / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
-                 "m3l.media.audio", script="extract_audio.py", batch_size=8, workers=2),
+                 "m3l.media.audio", script="extract_audio.py", batch_size=8, workers=2,
+                 encoder_base="m3l.models.audio:AudioEncoder"),
         Modality("video", "--trailers", "TSV mapping movie_id to a trailer path, or a folder of <id>.<ext> files",
                  SAMPLES / "trailers.tsv", lambda path: read_media(path, MEDIA_EXTENSIONS, TRAILER_DOWNLOAD),
-                 "m3l.media.video", script="extract_video.py", batch_size=8, workers=2),
+                 "m3l.media.video", script="extract_video.py", batch_size=8, workers=2,
+                 encoder_base="m3l.models.video:VideoEncoder"),
     )
 }
 

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from m3l.catalog import Item
+from m3l.errors import UserError
 from m3l.media.audio import Soundtrack, loader_for
+from m3l.models import spec
+from m3l.models.base import Encoder
 from tests.audio.reference import decode_waveform
 from tests.audio.media import write_audio
 from tests.spec_models import spec_encoder
@@ -95,3 +98,20 @@ def test_spec_model_runs_through_extract_audio(spec_store, tmp_path):
     ids, matrix = load_features(tmp_path / "out", f"hf-audio:{WAV2VEC2}", source="parquet")
     assert ids == ["1", "2"] and matrix.shape == (2, 32)
     assert " 3 failed " in (tmp_path / "out" / "log_hf-audio--facebook--wav2vec2-base-960h.txt").read_text()
+
+
+class PlainEncoder(Encoder):
+    """Declares audio but lacks what the audio loader reads (AudioEncoder's sample_rate)."""
+
+    modality, dim = "audio", 4
+
+    def load(self) -> None:
+        pass
+
+    def embed(self, samples: list) -> np.ndarray:
+        return np.zeros((len(samples), self.dim), np.float32)
+
+
+def test_an_audio_class_that_is_no_audio_encoder_is_one_error_before_anything_runs():
+    with pytest.raises(UserError, match="must subclass m3l.models.audio.AudioEncoder"):
+        spec.parse("tests.audio.test_spec_models:PlainEncoder")

@@ -179,6 +179,10 @@ def _class_info(text: str) -> SpecInfo:
     modality = getattr(cls, "modality", None)
     if modality not in MODALITIES:
         raise UserError(f"{text} must declare `modality`, one of {', '.join(MODALITIES)}")
+    base_module, _, base_name = MODALITIES[modality].encoder_base.partition(":")
+    if not issubclass(cls, getattr(importlib.import_module(base_module), base_name)):
+        raise UserError(f"{text} is a {modality} encoder: it must subclass {base_module}.{base_name}, "
+                        "which declares what the loader asks of it")
     return SpecInfo(text, folder, modality, int(getattr(cls, "dim", 0)), tuple(getattr(cls, "files", ())), text,
                     libraries=(*LIBRARIES, *getattr(cls, "libraries", ())), family="class")
 
