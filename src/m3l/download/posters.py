@@ -35,8 +35,7 @@ from m3l.store.files import OutputError, real_folder
 SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
 EXTENSIONS = (".jpg", ".png", ".webp", ".gif")
 PARTIAL = ".partial"
-PIL_MODULES = ("PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin", "PIL.WebPImagePlugin",
-                 "PIL.GifImagePlugin")
+PIL_MODULES = ("PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin", "PIL.WebPImagePlugin", "PIL.GifImagePlugin")
 
 
 def sniff(head: bytes) -> str | None:
