@@ -3,8 +3,9 @@
 - `files[path] = bytes`: served with `Content-Type` from `types` (default image/jpeg),
   `Content-Length`, and Range requests (`bytes=a-` and `bytes=a-b`);
 - `faults[path] = [Fault, ...]`: the next requests of `path` answer these, one each, in order,
-  before the file itself is served: a status with headers (429 + Retry-After, 500, a redirect),
-  a body cut short (`cut`), trickling in (`trickle`), or no answer at all (`hang`, until the server stops);
+  before the file itself is served: a status with headers (429 + Retry-After, 500, a redirect,
+  a Content-Length of their own) and a body, a body cut short (`cut`), trickling in (`trickle`),
+  or no answer at all (`hang`, until the server stops);
 - `tmdb[tmdb_id] = {"details": {...}, "videos": [...]}`: `GET /3/movie/<id>` (with the videos
   under `videos` when `append_to_response=videos`) and `GET /3/movie/<id>/videos`; 404 for
   other ids, 401 without the `api_key` parameter or a bearer token equal to `key`;
@@ -102,8 +103,10 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
                 web.stopping.wait(60)
                 self.close_connection = True
                 return
-            if fault and not (fault.cut or fault.trickle):
-                return self._reply(fault.status, fault.body, fault.headers)
+            if fault and not (fault.cut or fault.trickle):  # its headers win, a Content-Length too
+                self._send(fault.status, {"Content-Length": str(len(fault.body)), **fault.headers})
+                self.wfile.write(fault.body)
+                return
             if (match := _TMDB.match(path)) is not None:
                 return self._tmdb(int(match["id"]), bool(match["videos"]), query)
             if path not in web.files:

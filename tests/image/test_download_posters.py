@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -227,6 +231,73 @@ def test_limit_and_ids_choose_the_posters_and_a_retry_after_too_long_fails_at_on
                                      "this run waits; run again later")
 
 
+def test_malformed_headers_and_urls_fail_at_most_their_own_link(tmp_path, capsys):
+    good = poster_bytes("JPEG")
+    with WebServer() as web:
+        cases = {  # id: (what the server does first, what the log line says; None: downloaded)
+            "zoneless": ([Fault(429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 -0000"})], None),
+            "superscript": ([Fault(429, {"Retry-After": "\u00b2"})], None),
+            "length": ([Fault(200, {"Content-Length": "\u00b2", "Connection": "close"}, good)], None),
+            "bracket": ([Fault(302, {"Location": "http://[oops/x"})], "malformed redirect: ValueError: Invalid IPv6 URL"),
+        }
+        for movie_id, (faults, _) in cases.items():
+            web.files[f"/p/{movie_id}.jpg"] = good
+            web.faults[f"/p/{movie_id}.jpg"] = faults
+        web.redirects["/p/nohost.jpg"] = "https:///x"
+        cases["nohost"] = (None, "request refused: InvalidURL: Invalid URL 'https:///x': No host supplied")
+        links = write_links(tmp_path / "links.tsv", [(i, f"{web.url}/p/{i}.jpg") for i in cases])
+        out = tmp_path / "poster"
+        assert download(links, out, "--attempts", "2") == 0
+        assert web.gets("/p/nohost.jpg") == 1  # not retried: asking again cannot help
+    assert sorted(p.name for p in out.iterdir()) == ["length.jpg", "superscript.jpg", "zoneless.jpg"]
+    logged = log_of(out)
+    assert {movie_id: logged[movie_id] for movie_id in ("bracket", "nohost")} == {
+        movie_id: f"failed {web.url}/p/{movie_id}.jpg: {reason}" for movie_id, (_, reason) in cases.items() if reason}
+
+
+def test_a_certificate_that_fails_verification_fails_its_link_at_once(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], check=True,
+                   capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    handshakes, stopping = [], threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        while not stopping.is_set():
+            with suppress(TimeoutError):
+                connection, _ = server.accept()
+                handshakes.append(connection.getpeername())
+                with connection, suppress(OSError), context.wrap_socket(connection, server_side=True):
+                    pass
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.1)
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
+        thread.start()
+        url = f"https://127.0.0.1:{server.getsockname()[1]}/1.jpg"
+        out = tmp_path / "poster"
+        assert download(write_links(tmp_path / "links.tsv", [("1", url)]), out, "--attempts", "2") == 0
+        stopping.set()
+        thread.join()
+    assert len(handshakes) == 1  # not retried: the certificate stays the same
+    assert log_of(out)["1"].startswith(f"failed {url}: request refused: SSLCertVerificationError: ")
+
+
+@pytest.mark.parametrize("name, value", [("M3L_DOWNLOAD_BACKOFF", "abc"), ("M3L_DOWNLOAD_MAX_WAIT", "-1"),
+                                         ("M3L_DOWNLOAD_MIN_RATE", "1.5"), ("HTTP_PROXY", "socks5://127.0.0.1:9")])
+def test_a_bad_setting_in_the_environment_is_one_error_line_and_exit_2(tmp_path, capsys, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NO_PROXY", "")
+    links = write_links(tmp_path / "links.tsv", [("1", "http://posters.invalid/1.jpg")])
+    assert download(links, tmp_path / "poster") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1 and name in error, error
+    if name != "HTTP_PROXY":  # found before anything is written; the proxy only at the first request
+        assert not (tmp_path / "poster").exists()
+
+
 def test_retry_after_reads_seconds_and_http_dates():
     from datetime import datetime, timedelta, timezone
     from email.utils import format_datetime
@@ -237,6 +308,9 @@ def test_retry_after_reads_seconds_and_http_dates():
     later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
     assert 100 < retry_after(later) <= 120
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date gone by: no wait
+    zoneless = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120)).replace("+0000", "-0000")
+    assert 100 < retry_after(zoneless) <= 120
+    assert retry_after("\u00b2") is None and retry_after("Mon, 99 Foo 2015") is None
 
 
 def test_ctrl_c_stops_within_the_timeout_keeping_every_finished_poster(tmp_path):

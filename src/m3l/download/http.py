@@ -3,7 +3,8 @@
 - http and https only: a link or a redirect to any other scheme (`file:`, `ftp:`) is refused;
 - a per-request timeout (connecting, and each wait for data), retries with exponential backoff
   and jitter on timeouts, dropped connections and 5xx answers, the server's Retry-After on 429
-  and 503 (a wait over `max_wait` fails the link instead: run again later);
+  and 503 (a wait over `max_wait` fails the link instead: run again later); a malformed URL or
+  redirect, or a refused certificate, fails the link at once;
 - a size cap checked against Content-Length first and while reading, so a body over it
   is never downloaded whole; a body trickling in slower than the model store's minimum rate
   (M3L_DOWNLOAD_MIN_RATE over M3L_DOWNLOAD_RATE_WINDOW) is dropped and retried;
@@ -12,13 +13,14 @@
   (requests itself would read the whole environment twice for every request); ~/.netrc is not read.
 
 Bounds for tests and slow networks: M3L_DOWNLOAD_BACKOFF (first backoff, seconds) and
-M3L_DOWNLOAD_MAX_WAIT (longest wait before a retry, seconds).
+M3L_DOWNLOAD_MAX_WAIT (longest wait before a retry, seconds), read when FetchOptions is made:
+a bad value is a UserError then, as one of the minimum rate's.
 """
 
 from __future__ import annotations
 
-import os
 import random
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,14 +34,12 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from m3l.catalog import printable
+from m3l.download.run import env_number
+from m3l.errors import UserError
 from m3l.model_store import minimum_rate
 
 SCHEMES = ("http", "https")
 CHUNK = 1 << 20  # the most one read takes: each returns what has arrived, often less
-
-
-def _env_seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ class FetchOptions:
     max_bytes: int = 20_000_000
     attempts: int = 4
     max_redirects: int = 5
-    backoff: float = field(default_factory=lambda: _env_seconds("M3L_DOWNLOAD_BACKOFF", 1.0))
-    max_wait: float = field(default_factory=lambda: _env_seconds("M3L_DOWNLOAD_MAX_WAIT", 120.0))
+    backoff: float = field(default_factory=lambda: env_number("M3L_DOWNLOAD_BACKOFF", 1.0))
+    max_wait: float = field(default_factory=lambda: env_number("M3L_DOWNLOAD_MAX_WAIT", 120.0))
+    min_rate: tuple[int, int] = field(default_factory=minimum_rate)  # bytes/s over a window of seconds
 
 
 class FetchError(Exception):
@@ -70,21 +71,32 @@ class _Retry(Exception):
 
 def retry_after(value: str | None) -> float | None:
     """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP date), None when absent or unreadable."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value)
+    text = (value or "").strip()
+    if _whole(text):
+        return float(text)
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = parsedate_to_datetime(text)
+        if when.tzinfo is None:  # `-0000`, an unknown zone or none: UTC, as HTTP dates are
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _whole(text: str) -> bool:
+    """Whether a header value is digits 0-9 only (`str.isdigit` takes `²` too, which int() refuses)."""
+    return text.isascii() and text.isdecimal()
+
+
+def _innermost(error: BaseException) -> BaseException:
+    while error.__cause__ or error.__context__:
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def _why(error: BaseException) -> str:
     """The innermost cause of a requests error, in one short line (not its wrapper's pool and URL dump)."""
-    while error.__cause__ or error.__context__:
-        error = error.__cause__ or error.__context__
+    error = _innermost(error)
     name, text = type(error).__name__, str(error)
     return printable(text if text.startswith(name) else f"{name}: {text}" if text else name)
 
@@ -149,7 +161,9 @@ class Fetcher:
             except requests.Timeout:
                 raise _Retry(f"no answer within {self.options.timeout:g} s") from None
             except requests.RequestException as error:
-                raise _Retry(f"connection failed: {_why(error)}") from None
+                raise _failure(error) from None
+            except ValueError as error:  # requests parses a redirect's Location even when not following it
+                raise FetchError(f"malformed redirect: {_why(error)}") from None
             with response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers["Location"])
@@ -171,9 +185,9 @@ class Fetcher:
     def _body(self, response: requests.Response, sink: BinaryIO) -> int:
         cap = self.options.max_bytes
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
+        if _whole(declared) and int(declared) > cap:
             raise FetchError(f"body of {int(declared):,} bytes is over the size cap of {cap:,} (--max-bytes)")
-        rate, window = minimum_rate()
+        rate, window = self.options.min_rate
         size, started, received = 0, time.monotonic(), 0
         try:
             while chunk := response.raw.read1(CHUNK, decode_content=True):  # what arrived: a trickle is seen
@@ -192,3 +206,16 @@ class Fetcher:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             raise _Retry(f"connection broken after {size:,} bytes: {_why(error)}") from None
         return size
+
+
+def _failure(error: requests.RequestException) -> Exception:
+    """A request that got no answer: a retry, unless asking again cannot help (a malformed URL, a refused
+    certificate), or the setup is wrong (a SOCKS proxy without PySocks: a UserError for the whole run)."""
+    if isinstance(error, requests.exceptions.InvalidSchema) and "SOCKS" in str(error):
+        return UserError("a SOCKS proxy is set (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY) but PySocks is not "
+                         "installed: pip install pysocks, or unset the proxy")
+    unrecoverable = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                     requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)
+    if isinstance(error, unrecoverable) or isinstance(_innermost(error), ssl.SSLCertVerificationError):
+        return FetchError(f"request refused: {_why(error)}")
+    return _Retry(f"connection failed: {_why(error)}")

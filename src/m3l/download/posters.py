@@ -47,7 +47,7 @@ def sniff(head: bytes) -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_arguments(parser, "media/poster")
-    defaults = FetchOptions()
+    defaults = FetchOptions  # its plain defaults: the environment's settings are read when the run starts
     parser.add_argument("--connections", type=run.positive, default=16, help="downloads at once (default: 16)")
     parser.add_argument("--workers", type=run.positive, default=len(os.sched_getaffinity(0)),
                         help="processes that check the posters (default: one per core)")
@@ -189,11 +189,11 @@ class PosterFolder:
 
 
 def download(args: argparse.Namespace) -> None:
+    options = FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts)
     catalogue = run.selected(read_links(args.links), args)
     out = run.prepare_out(args.out)
     log = run.open_log(run.log_path(args, out), "download_posters", catalogue)
     stopping = threading.Event()
-    options = FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts)
     checks = CheckProcesses(args.workers, args.max_pixels)
     folder = PosterFolder(out, Fetcher(options, stopping), checks, log)
     shutil.rmtree(folder.partial, ignore_errors=True)  # what a killed run left half-written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import threading
@@ -15,6 +16,21 @@ from m3l.errors import UserError, stoppable_exit_code
 from m3l.store.files import OutputError, open_regular, real_folder
 from m3l.store.log import Summary, log_line
 
+
+def env_number(name: str, default: float, *, whole: bool = False, above_zero: bool = False) -> float:
+    """A setting from the environment (unset or empty: `default`): a UserError unless it is a finite number
+    (a whole one with `whole`) of at least 0 (over 0 with `above_zero`). Read at the start of a run, so
+    that a bad value is one `error:` line before anything is written, never a failure in a worker thread."""
+    text = os.environ.get(name, "").strip() or str(default)
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (above_zero and value == 0):
+        number = "a whole number" if whole else "a number"
+        raise UserError(f"{name}={text!r} is not {number} {'over' if above_zero else 'of at least'} 0; "
+                        f"unset it or set it to a value such as {default:g}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
