@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from m3l.catalog import read_links, read_plots
 from m3l.cli import main as extract_main
 from m3l.download.tmdb import main, one_line
 from tests.outputs import read_vectors
+from tests.testlib import REPO, SRC
 from tests.web import Fault, WebServer
 
 FAST = {"M3L_DOWNLOAD_BACKOFF": "0.01", "M3L_DOWNLOAD_MAX_WAIT": "5"}
@@ -122,6 +129,7 @@ def test_the_key_comes_from_the_environment_only(tmdb, tmp_path, monkeypatch, ca
     monkeypatch.delenv("TMDB_API_KEY")
     assert collect(tmdb, tmp_path) == 2
     assert capsys.readouterr().err.startswith("error: set TMDB_READ_TOKEN")
+    assert not (tmp_path / "media").exists()  # found before anything is written
     monkeypatch.setenv("TMDB_READ_TOKEN", "test-key")
     assert collect(tmdb, tmp_path) == 0
     assert set(tmdb.auth_headers) == {"Bearer test-key"}
@@ -130,6 +138,28 @@ def test_the_key_comes_from_the_environment_only(tmdb, tmp_path, monkeypatch, ca
     assert collect(tmdb, tmp_path, "--refresh") == 2
     error = capsys.readouterr().err
     assert error.startswith("error: TMDB refused the key") and error.count("\n") == 1
+
+
+def test_ctrl_c_stops_at_once_a_request_waiting_out_a_retry_after(tmdb, tmp_path):
+    tmdb.faults["/3/movie/100"] = [Fault(429, {"Retry-After": "600"})]  # within M3L_DOWNLOAD_MAX_WAIT: waited
+    links = tmp_path / "links.csv"
+    links.write_text("movieId,imdbId,tmdbId\n1,0114709,100\n")
+    process = subprocess.Popen([sys.executable, str(SRC / "collect_links.py"), "--movielens-links", str(links),
+                                "--out", str(tmp_path / "media"), "--api-url", f"{tmdb.url}/3"], cwd=REPO,
+                               env={**os.environ, "M3L_DOWNLOAD_MAX_WAIT": "600"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while tmdb.gets("/3/movie/100") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the answer is read and the wait begun
+    process.send_signal(signal.SIGINT)
+    try:
+        stdout, stderr = process.communicate(timeout=120)  # the old pool waited the whole 600 s
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.startswith("interrupted: ") and "Traceback" not in stderr
+    assert "collect_links: 0 done" in stdout
 
 
 def test_collected_plots_feed_extract_text_unchanged(tmdb, tmp_path, text_store):

@@ -105,10 +105,9 @@ def credentials() -> tuple[dict[str, str], dict[str, str]]:
 class Collector:
     """Asks TMDB about movies, one cached answer each; `answer` runs in worker threads."""
 
-    def __init__(self, args: argparse.Namespace, out: Path, log: run.RunLog) -> None:
-        headers, self.auth = credentials()
-        # No redirects: a bearer token must not follow one to another host.
-        self.fetcher = Fetcher(FetchOptions(max_redirects=0), headers=headers)
+    def __init__(self, args: argparse.Namespace, fetcher: Fetcher, auth: dict[str, str], out: Path,
+                 log: run.RunLog) -> None:
+        self.fetcher, self.auth = fetcher, auth
         self.api, self.language, self.refresh = args.api_url.rstrip("/"), args.language, args.refresh
         self.cache = out / CACHE
         self.log = log
@@ -175,15 +174,28 @@ def missing(answer: dict) -> list[str]:
     return [f"no {name}" for name, found in pieces.items() if found(answer) is None]
 
 
+def answers_of(collector: Collector, items: list[Item], connections: int) -> list[dict | None]:
+    """Each item's answer, asked in `connections` threads. On Ctrl-C the requests in flight stop at once,
+    those waiting for a retry too, and the others are never asked."""
+    pool = ThreadPoolExecutor(connections, thread_name_prefix="tmdb")
+    try:
+        return list(pool.map(collector.answer, items))
+    finally:
+        collector.fetcher.stopping.set()
+        pool.shutdown(cancel_futures=True)
+
+
 def collect(args: argparse.Namespace) -> None:
+    headers, auth = credentials()
+    # No redirects: a bearer token must not follow one to another host.
+    fetcher = Fetcher(FetchOptions(max_redirects=0), headers=headers)
     catalogue = run.selected(read_movielens_links(args.movielens_links), args)
     out = run.prepare_out(args.out)
     real_folder(out / CACHE)
     log = run.open_log(out / "log_collect_links.txt", "collect_links", catalogue)
-    collector = Collector(args, out, log)
+    collector = Collector(args, fetcher, auth, out, log)
     try:
-        with ThreadPoolExecutor(args.connections, thread_name_prefix="tmdb") as pool:
-            answers = list(pool.map(collector.answer, catalogue.items))
+        answers = answers_of(collector, catalogue.items, args.connections)
         if collector.refused.is_set():
             raise UserError("TMDB refused the key (HTTP 401/403): check TMDB_READ_TOKEN or TMDB_API_KEY; "
                             "the answers received so far are cached")
