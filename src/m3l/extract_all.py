@@ -29,9 +29,10 @@ from typing import IO, Any
 
 from m3l import cli, config
 from m3l.errors import UserError
-from m3l.modalities import MODALITIES
+from m3l.modalities import MODALITIES, inputs_by_flag
 from m3l.progress import Figures, combined, parse
 from m3l.store import runs
+from m3l.store.files import OutputError
 from m3l.store.layout import FeatureRoot, layout_kind
 from m3l.store.writer import atomic_write_bytes
 
@@ -74,6 +75,7 @@ class Run:
         self.steps: dict[str, Step] = {}
         self.stopping: int | None = None  # the signal that stops the run
         self.lock = threading.Lock()  # the steps' figures, progress.json and our output lines
+        self.progress_failed = False  # progress.json could not be written: said once
 
     def say(self, line: str, stream: IO[str] | None = None) -> None:
         with self.lock:
@@ -89,26 +91,37 @@ class Run:
                 _signal_group(step.process, signum)
 
     def run(self, waves: Iterable[Iterable[Step]]) -> None:
-        """Each wave's steps at the same time, wave after wave; after a signal nothing more starts."""
-        for wave in waves:
-            wave = list(wave)
-            for step in wave:
-                self.steps[step.name] = step
-                if self.stopping is None:
-                    self.start(step)
-                else:
-                    step.state = "not started"
-            self.wait([step for step in wave if step.state == "running"])
+        """Each wave's steps at the same time, wave after wave; after a signal nothing more starts. Should
+        this process fail, the running children are stopped and waited for, never left without a reader."""
+        waves = [list(wave) for wave in waves]
+        self.steps = {step.name: step for wave in waves for step in wave}  # all pending in progress.json
+        try:
+            for wave in waves:
+                for step in wave:
+                    if self.stopping is None:
+                        self.start(step)
+                    else:
+                        step.state = "not started"
+                self.wait([step for step in wave if step.state == "running"])
+        except BaseException:
+            self.stop(signal.SIGTERM, None)
+            for step in self.steps.values():
+                if step.state == "running":
+                    step.process.wait()
+            raise
 
     def start(self, step: Step) -> None:
-        if not Path(step.command[0]).exists():
-            self.say(f"[{step.name}] error: {step.command[0]} not found (make setup creates the venvs)", sys.stderr)
+        self.say(f"[{step.name}] {shlex.join(step.command)}")
+        try:
+            step.process = subprocess.Popen(step.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True, errors="replace", bufsize=1,
+                                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        except OSError as error:
+            why = "not found (make setup creates the venvs)" if isinstance(error, FileNotFoundError) else \
+                f"cannot be run: {error.strerror or error}"
+            self.say(f"[{step.name}] error: {step.command[0]} {why}", sys.stderr)
             step.state, step.code = "failed", 2
             return
-        self.say(f"[{step.name}] {shlex.join(step.command)}")
-        step.process = subprocess.Popen(step.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
         step.state, step.started = "running", time.monotonic()
         step.pumps = [threading.Thread(target=self.pump, args=(step, stream, sink), daemon=True)
                       for stream, sink in ((step.process.stdout, sys.stdout), (step.process.stderr, sys.stderr))]
@@ -120,14 +133,18 @@ class Run:
 
     def pump(self, step: Step, stream: IO[str], sink: IO[str]) -> None:
         """A child's lines, passed on prefixed; its progress lines are gathered instead."""
-        for line in stream:
-            figures = parse(line)
-            if figures is None:
-                self.say(f"[{step.name}] {line.rstrip()}", sink)
-                continue
-            with self.lock:
-                step.figures[figures.model] = figures
-            self.write_progress()
+        try:
+            for line in stream:
+                figures = parse(line)
+                if figures is None:
+                    self.say(f"[{step.name}] {line.rstrip()}", sink)
+                    continue
+                with self.lock:
+                    step.figures[figures.model] = figures
+                self.write_progress()
+        finally:
+            for _ in stream:  # read to the end whatever failed here: a child whose pipe fills up waits forever
+                pass
 
     def wait(self, steps: list[Step]) -> None:
         """Until every step has ended, a progress line per running step every `interval` seconds."""
@@ -156,7 +173,13 @@ class Run:
             skipped = {name: {"state": "skipped", "why": why} for name, why in self.skipped.items()}
             snapshot = {"updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         "run_config": self.run_config, "steps": {**skipped, **steps}}
-            atomic_write_bytes(self.root.progress, json.dumps(snapshot, indent=1).encode() + b"\n")
+            try:
+                atomic_write_bytes(self.root.progress, json.dumps(snapshot, indent=1).encode() + b"\n")
+            except OutputError as error:  # only the figures are lost: the extractors write their own output
+                if not self.progress_failed:
+                    print(f"extract_all: warning: cannot write {error.path} ({error.reason}); the run goes on "
+                          "without it", file=sys.stderr, flush=True)
+                self.progress_failed = True
 
     def failed(self) -> list[str]:
         return [name for name, step in self.steps.items() if step.state != "finished"]
@@ -185,9 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace) -> dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]]:
-    """Each modality with a table in the config → its script's parser and resolved options (the whole
-    config is checked, tables or not)."""
-    tables = config.read(args.config, args.set)
+    """Each modality with a table in the config file → its script's parser and resolved options (the whole
+    config is checked, tables or not; `--set` changes options, it adds no table)."""
+    tables = config.read(args.config)
     overrides = [part for override in args.set for part in ("--set", override)]
     parsed = {name: cli.parse_arguments(name, ["--config", str(args.config), *overrides]) for name in MODALITIES}
     return {name: parsed[name] for name in MODALITIES if isinstance(tables.get(name), dict)}
@@ -212,13 +235,15 @@ def single_layout(output: Path, sections: dict[str, tuple[argparse.ArgumentParse
 def final_steps(python: Path, root: FeatureRoot,
                 sections: dict[str, tuple[argparse.ArgumentParser, argparse.Namespace]]) -> list[Step]:
     """verify.py --accept-logged and report.py over the output folder in its layout, against the catalogues
-    run whole (with limit or ids, a modality's folders are checked without its catalogue's ids)."""
-    inputs = {modality: args.input for modality, (_, args) in sections.items() if not (args.limit or args.ids)}
+    run whole: a catalogue option (--trailers feeds audio and video) is given only where every modality it
+    feeds that ran read that one file without limit or ids; otherwise their folders are checked without
+    catalogue ids."""
     catalogues = []
-    for modality, flag in (("text", "--plots"), ("image", "--posters"), ("audio", "--trailers")):
-        path = inputs.get(modality, inputs.get("video") if modality == "audio" else None)
-        if path is not None:
-            catalogues += [flag, os.path.abspath(path)]
+    for flag, fed in inputs_by_flag().items():
+        ran = [args for modality, (_, args) in sections.items() if modality in fed]
+        paths = {os.path.abspath(args.input) for args in ran}
+        if len(paths) == 1 and not any(args.limit or args.ids for args in ran):
+            catalogues += [flag, paths.pop()]
     common = ["--output", str(root), "--layout", root.kind, *catalogues]
     return [Step("verify", [str(python), str(SRC / "verify.py"), *common, "--accept-logged"]),
             Step("report", [str(python), str(SRC / "report.py"), *common])]

@@ -14,7 +14,8 @@ class OutputError(UserError):
     """Writing under the output folder failed: the run cannot go on (disk full, read-only, gone)."""
 
     def __init__(self, path: Path, error: OSError) -> None:
-        super().__init__(f"cannot write {path}: {error.strerror or error}; the run stopped "
+        self.path, self.reason = path, error.strerror or str(error)
+        super().__init__(f"cannot write {path}: {self.reason}; the run stopped "
                          "(files already written are intact; run again to resume)")
 
 

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,11 +61,11 @@ def append_run(output: Path, record: dict[str, Any]) -> None:
 @contextmanager
 def recorded(output: Path, command: str, config: Path | None, resolved: str,
              models: list[str]) -> Iterator[dict[str, Any]]:
-    """Write the run's config (unless it is already a run config of this folder), and its line in
-    runs.jsonl when it ends, however it ends. The line is yielded: its `run_config` names the config
+    """Write the run's config (unless it is a run config of this folder that holds it already), and its line
+    in runs.jsonl when it ends, however it ends. The line is yielded: its `run_config` names the config
     written; an `outcome` set in the block stands."""
     started = time.time()
-    written = config if config is not None and FeatureRoot(output).is_run_config(config) else \
+    written = config if config is not None and _holds(output, config, resolved) else \
         write_config(output, resolved, started)
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "command": command,
               "config": None if config is None else str(config.absolute()), "run_config": written.name,
@@ -82,6 +83,19 @@ def recorded(output: Path, command: str, config: Path | None, resolved: str,
         record["outcome"] = record["outcome"] or "crashed"
         record["seconds"] = round(time.time() - started, 1)
         _append_unless_failing(output, record)
+
+
+def _holds(output: Path, config: Path, resolved: str) -> bool:
+    """Whether `config` is a run config of this folder with every table of `resolved` as it is: the file
+    extract_all.py gave its children, or a rerun of a run config without --set or other options."""
+    if not FeatureRoot(output).is_run_config(config):
+        return False
+    try:
+        with open(config, "rb") as handle:
+            written = tomllib.load(handle)
+    except (OSError, ValueError):  # gone or changed since it was read: the run gets its own
+        return False
+    return all(written.get(name) == table for name, table in tomllib.loads(resolved).items())
 
 
 def _append_unless_failing(output: Path, record: dict[str, Any]) -> None:
