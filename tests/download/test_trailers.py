@@ -32,9 +32,9 @@ def write_links(path: Path, rows: dict[str, str] | list[tuple[str, str]]) -> Pat
     return path
 
 
-def download(links: Path, out: Path, *extra: object) -> subprocess.CompletedProcess:
-    return run_script("download_trailers.py", "--links", links, "--out", out, "--delay", "0", *extra, env=FAST,
-                      timeout=300)
+def download(links: Path, out: Path, *extra: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run_script("download_trailers.py", "--links", links, "--out", out, "--delay", "0", *extra,
+                      env={**FAST, **(env or {})}, timeout=300)
 
 
 def statuses(result: subprocess.CompletedProcess) -> dict[str, str]:
@@ -85,6 +85,29 @@ def test_failures_are_classed_gone_network_or_blocked_and_only_gone_is_remembere
     assert web.gets("/down.mp4") == 6, "a network failure was not retried by the rerun"
     third = download(links, out, "--retry-failed")
     assert statuses(third)["10"] == "gone" and web.gets("/removed.mp4") == 2
+
+
+def test_a_gone_trailer_is_asked_for_again_when_its_link_changed(tmp_path, web, clips):
+    out = tmp_path / "trailers"
+    out.mkdir()
+    removed = serve(web, "/removed.mp4")
+    (out / "gone.jsonl").write_text("".join(json.dumps({"movie_id": movie_id, "url": removed, "reason": "HTTP Error 404"})
+                                            + "\n" for movie_id in ("1", "2")))
+    links = write_links(tmp_path / "links.tsv", {"1": removed, "2": serve(web, "/new.mp4", clips["a"])})
+    result = download(links, out)
+    assert statuses(result) == {"1": "gone", "2": "downloaded"}, result.stdout
+    assert web.gets("/removed.mp4") == 0
+    assert [json.loads(line)["movie_id"] for line in (out / "gone.jsonl").read_text().splitlines()] == ["1"]
+
+
+@pytest.mark.parametrize("planted", ["1.mp4", "download_manifest.jsonl"])
+def test_a_write_that_fails_stops_the_run_with_one_error_line(tmp_path, web, clips, planted):
+    out = tmp_path / "trailers"
+    (out / planted).mkdir(parents=True)  # a folder where a file goes: the write fails
+    result = download(write_links(tmp_path / "links.tsv", {"1": serve(web, "/a.mp4", clips["a"])}), out)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: cannot write {out / planted}") and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_blocked_in_a_row_stops_the_run_with_one_line(tmp_path, web, clips):
@@ -181,10 +204,12 @@ def test_limit_and_ids_choose_the_links(tmp_path, web, clips):
     ("out-is-a-file", "not a folder"),
     ("format-and-height", "--format and --max-height"),
     ("no-cookies", "--cookies"),
+    ("negative-retries", "M3L_DOWNLOAD_RETRIES='-1'"),
+    ("lock-is-a-link", "is a symbolic link"),
 ])
 def test_user_mistakes_are_one_error_line_and_exit_2(tmp_path, case, expected):
     links = write_links(tmp_path / "links.tsv", {"1": "http://127.0.0.1:9/1.mp4"})
-    out, extra = tmp_path / "out", []
+    out, extra, env = tmp_path / "out", [], {}
     if case == "data":
         out = DATA / "trailers" / "new"
     elif case == "no-links":
@@ -193,13 +218,20 @@ def test_user_mistakes_are_one_error_line_and_exit_2(tmp_path, case, expected):
         out.write_text("")
     elif case == "format-and-height":
         extra = ["--format", "best", "--max-height", "720"]
-    else:
+    elif case == "no-cookies":
         extra = ["--cookies", tmp_path / "cookies.txt"]
-    result = download(links, out, *extra)
+    elif case == "negative-retries":
+        env = {"M3L_DOWNLOAD_RETRIES": "-1"}
+    else:
+        (out / ".partial").mkdir(parents=True)
+        (out / ".partial" / "lock").symlink_to(tmp_path / "elsewhere")
+    result = download(links, out, *extra, env=env)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and expected in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.splitlines()) == 1
-    assert not (DATA / "trailers" / "new").exists()
+    assert not (DATA / "trailers" / "new").exists() and not (tmp_path / "elsewhere").exists()
+    if case in ("format-and-height", "no-cookies", "negative-retries"):  # found before anything is written
+        assert not out.exists()
 
 
 @pytest.mark.parametrize("extra", [[], ["--first-seconds", "31"]])
@@ -228,6 +260,14 @@ def test_a_torn_manifest_line_is_dropped_and_later_records_stay_readable(tmp_pat
     ledger = Ledger(path)
     ledger.add({"movie_id": "3", "bytes": 7})
     assert Ledger(path).records == {"1": {"movie_id": "1", "bytes": 5}, "3": {"movie_id": "3", "bytes": 7}}
+
+
+def test_a_file_cut_inside_a_large_box_size_ends_the_count(tmp_path):
+    from m3l.download.trailers import media_bytes
+
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(b"\x00\x00\x00\x10mdat" + bytes(8) + b"\x00\x00\x00\x01mdat\x00\x00\x00")
+    assert media_bytes(path) == 8
 
 
 def decoded(*paths: Path) -> dict[str, dict]:

@@ -2,7 +2,7 @@
 catalogue the audio and video extractors read (docs/media.md).
 
 Only finished trailers stand in the output folder: yt-dlp writes everything else (its
-`.part` files, the `<id>.f137.mp4` streams it merges) into the hidden `.download/`
+`.part` files, the `<id>.f137.mp4` streams it merges) into the hidden `.partial/`
 subfolder, and a trailer is renamed into place once its manifest record is written. A
 rerun skips every finished trailer and lets yt-dlp resume a partial one.
 """
@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.client import IncompleteRead
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 from m3l.catalog import Item, id_problem, printable, read_links
 from m3l.download import run
 from m3l.errors import UserError
-from m3l.store.files import real_folder
+from m3l.store.files import OutputError, open_regular, real_folder
 from m3l.store.writer import atomic_write_bytes
 
 DEFAULT_FORMAT = "bestvideo+bestaudio/best"  # M3L's own choice, merged to mp4
@@ -40,10 +41,6 @@ CATALOGUE = "trailers.tsv"
 MANIFEST = "download_manifest.jsonl"
 GONE = "gone.jsonl"
 PARTIAL = ".partial"  # as download_posters.py
-# A network failure is tried again RETRIES times, after BACKOFF s, then twice as long each time.
-RETRIES = int(os.environ.get("M3L_DOWNLOAD_RETRIES", "3"))
-BACKOFF = float(os.environ.get("M3L_DOWNLOAD_BACKOFF", "20"))
-SOCKET_TIMEOUT = float(os.environ.get("M3L_DOWNLOAD_TIMEOUT", "30"))
 EXIT_BLOCKED = 3
 CUT_HINT = ("with --first-seconds FFmpeg reads the URL itself, which fails where the server ignores Range requests "
             "and the file's index is at its end: download this one whole, without --first-seconds")
@@ -55,6 +52,22 @@ _GONE = ("private video", "video unavailable", "this video is not available", "h
          "http error 404", "http error 410", "unsupported url")
 _NETWORK = ("http error 5", "timed out", "connection", "incomplete read", "network is unreachable",
             "temporary failure in name resolution", "did not match the expected", "content too short")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """From the environment: a network failure is tried again `retries` times, after `backoff` s, then twice
+    as long each time; `timeout` bounds each socket read."""
+
+    retries: int
+    backoff: float
+    timeout: float
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls(retries=run.env_number("M3L_DOWNLOAD_RETRIES", 3, whole=True),
+                   backoff=run.env_number("M3L_DOWNLOAD_BACKOFF", 20),
+                   timeout=run.env_number("M3L_DOWNLOAD_TIMEOUT", 30, above_zero=True))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,10 +146,14 @@ class Ledger:
 
     def add(self, record: dict) -> None:
         self.records[record["movie_id"]] = record
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        fd = open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            with os.fdopen(fd, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise OutputError(self.path, error) from None
 
     def remove(self, movie_id: str) -> None:
         if self.records.pop(movie_id, None) is not None:
@@ -166,7 +183,7 @@ def ffmpeg_on_path() -> Iterator[Path]:
 @contextmanager
 def folder_lock(out: Path) -> Iterator[None]:
     """One run at a time writes into a trailer folder."""
-    with open(out / PARTIAL / "lock", "a") as handle:
+    with os.fdopen(open_regular(out / PARTIAL / "lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -183,20 +200,25 @@ class _Quiet:
     info = warning = error = debug
 
 
-def ytdlp_options(args: argparse.Namespace, ffmpeg_dir: Path) -> dict[str, Any]:
+def check_arguments(args: argparse.Namespace) -> None:
+    """The mistakes in the options that need more than argparse, found before anything is written."""
+    format_of(args)
+    if args.cookies and not args.cookies.is_file():
+        raise UserError(f"--cookies {args.cookies}: no such file")
+
+
+def ytdlp_options(args: argparse.Namespace, settings: Settings, ffmpeg_dir: Path) -> dict[str, Any]:
     options: dict[str, Any] = {
         "format": format_of(args), "merge_output_format": "mp4",
         "postprocessors": [{"key": "FFmpegVideoRemuxer", "preferedformat": "mp4"}],
         "ffmpeg_location": str(ffmpeg_dir), "noplaylist": True, "quiet": True, "no_warnings": True,
-        "noprogress": True, "logger": _Quiet(), "socket_timeout": SOCKET_TIMEOUT, "retries": RETRIES,
-        "fragment_retries": RETRIES, "continuedl": True,
+        "noprogress": True, "logger": _Quiet(), "socket_timeout": settings.timeout, "retries": settings.retries,
+        "fragment_retries": settings.retries, "continuedl": True,
     }
     deno = shutil.which("deno", path=str(Path(sys.executable).parent)) or shutil.which("deno")
     if deno:  # YouTube's player JavaScript runs in it (with the yt-dlp-ejs scripts)
         options["js_runtimes"] = {"deno": {"path": deno}}
     if args.cookies:
-        if not args.cookies.is_file():
-            raise UserError(f"--cookies {args.cookies}: no such file")
         options["cookiefile"] = str(args.cookies)
     if args.proxy:
         options["proxy"] = args.proxy
@@ -277,7 +299,10 @@ def media_bytes(path: Path) -> int:
             length, kind = struct.unpack(">I4s", handle.read(8))
             header = 8
             if length == 1:
-                length, header = struct.unpack(">Q", handle.read(8))[0], 16
+                large = handle.read(8)
+                if len(large) < 8:  # the file ends inside the box's size: cut short
+                    break
+                length, header = struct.unpack(">Q", large)[0], 16
             elif length == 0:
                 length = size - start
             if length < header:
@@ -296,10 +321,11 @@ class TrailerRun:
     """One run over the links: per id, skip what is there, download the rest; a log line for each id not
     downloaded, and a line on stdout for every id."""
 
-    def __init__(self, args: argparse.Namespace, out: Path, ffmpeg_dir: Path, log: run.RunLog) -> None:
-        self.args, self.out, self.log = args, out, log
+    def __init__(self, args: argparse.Namespace, settings: Settings, out: Path, ffmpeg_dir: Path,
+                 log: run.RunLog) -> None:
+        self.args, self.settings, self.out, self.log = args, settings, out, log
         self.partial = out / PARTIAL
-        self.options = ytdlp_options(args, ffmpeg_dir)
+        self.options = ytdlp_options(args, settings, ffmpeg_dir)
         self.manifest = Ledger(out / MANIFEST)
         self.gone = Ledger(out / GONE)
         self.failures: Counter[str] = Counter()
@@ -307,25 +333,25 @@ class TrailerRun:
         self.asked = False  # whether a video was asked for yet: the delay goes between two of them
 
     def one(self, item: Item) -> None:
-        final = self.out / f"{item.id}.mp4"
+        final, gone = self.out / f"{item.id}.mp4", self.gone.records.get(item.id)
         if final.is_file():
             self.log.already_done()
             print(f"{item.id}\talready downloaded", flush=True)
-        elif item.id in self.gone.records and not self.args.retry_failed:
-            self.report(item, "gone", f"{self.gone.records[item.id]['reason']} (found by an earlier run; "
-                                      "--retry-failed asks again)")
+        elif gone and gone.get("url") == item.source and not self.args.retry_failed:  # a new link is asked
+            self.report(item, "gone", f"{gone['reason']} (found by an earlier run; --retry-failed asks again)")
         else:
             self.download(item, final)
 
     def download(self, item: Item, final: Path) -> None:
-        for attempt in range(RETRIES + 1):
-            self.pause(BACKOFF * 2 ** (attempt - 1) if attempt else None)
+        retries = self.settings.retries
+        for attempt in range(retries + 1):
+            self.pause(self.settings.backoff * 2 ** (attempt - 1) if attempt else None)
             started = time.monotonic()
             try:
                 info = self.fetch(item)
             except Exception as error:  # yt-dlp's DownloadError, or what its post-processors raise
                 kind, reason = failure_class(error), message_of(error)
-                if kind != "network" or attempt == RETRIES:
+                if kind != "network" or attempt == retries:
                     return self.failed(item, kind, reason, attempt + 1)
                 continue
             return self.finished(item, info, final, time.monotonic() - started)
@@ -358,11 +384,14 @@ class TrailerRun:
         if self.args.first_seconds and not media_bytes(staged):
             staged.unlink()
             return self.failed(item, "failed", "the cut holds no video or audio", 1)
-        with open(staged, "rb") as handle:
-            os.fsync(handle.fileno())
         record = manifest_record(item, info, staged, seconds, self.args.first_seconds)
-        self.manifest.add(record)
-        os.replace(staged, final)
+        try:
+            with open(staged, "rb") as handle:
+                os.fsync(handle.fileno())
+            self.manifest.add(record)
+            os.replace(staged, final)
+        except OSError as error:
+            raise OutputError(final, error) from None
         self.gone.remove(item.id)
         self.blocked_in_a_row = 0
         self.log.done()
@@ -414,11 +443,13 @@ def require_download_venv() -> None:
 
 def download(args: argparse.Namespace) -> int:
     require_download_venv()
+    check_arguments(args)
+    settings = Settings.from_environment()
     catalogue = run.selected(read_links(args.links), args)
     out = prepare_out(args.out)
     with folder_lock(out), ffmpeg_on_path() as ffmpeg_dir:
         log = run.open_log(run.log_path(args, out), "download_trailers", catalogue)
-        trailers = TrailerRun(args, out, ffmpeg_dir, log)
+        trailers = TrailerRun(args, settings, out, ffmpeg_dir, log)
         try:
             for item in catalogue.items:
                 trailers.one(item)
