@@ -130,3 +130,15 @@ def test_each_run_records_its_config_and_one_line_apart_from_provenance(tmp_path
     assert second["command"].endswith("--set text.limit=2") and second["run_config"] != first["run_config"]
     recorded = tomllib.loads((output / second["run_config"]).read_text())["text"]
     assert (recorded["limit"], recorded["output"], recorded["models-dir"]) == (2, str(output), str(minilm_store))
+
+
+def test_a_run_config_rerun_with_changes_records_a_run_config_of_its_own(tmp_path, minilm_store):
+    output = tmp_path / "out"
+    common = ["--output", str(output), "--models-dir", str(minilm_store), "--device", "cpu", "--models", "minilm"]
+    assert cli.main("text", [*common, "--limit", "1"]) == 0
+    first = output / json.loads((output / "runs.jsonl").read_text())["run_config"]
+    assert cli.main("text", ["--config", str(first), "--set", "text.limit=2"]) == 0
+    assert cli.main("text", ["--config", str(first)]) == 0
+    _, changed, same = [json.loads(line)["run_config"] for line in (output / "runs.jsonl").read_text().splitlines()]
+    assert changed != first.name and tomllib.loads((output / changed).read_text())["text"]["limit"] == 2
+    assert same == first.name  # unchanged: repeats that run, under its own name
