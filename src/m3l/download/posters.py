@@ -211,8 +211,5 @@ def download(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Download posters from a link file into a folder that "
-                                                 "extract_images.py reads (docs/media.md).")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run.main(lambda: download(args))
+    return run.main(argv, "Download posters from a link file into a folder that extract_images.py reads "
+                          "(docs/media.md).", add_arguments, download)

@@ -137,13 +137,18 @@ def open_log(path: Path, name: str, catalogue: Catalogue) -> RunLog:
     return log
 
 
-def main(action: Callable[[], int | None]) -> int:
-    """Run a download script's work: 0 when it ends (ids that failed are in its log) or the code it returns,
-    2 and one `error:` line for a user mistake, 130 or 143 when interrupted."""
+def main(argv: list[str] | None, description: str, arguments: Callable[[argparse.ArgumentParser], None],
+         work: Callable[[argparse.Namespace], int | None]) -> int:
+    """A download script: the options `arguments` adds, read from `argv`, then `work(options)`: 0 when it
+    ends (ids that failed are in its log) or the code it returns, 2 and one `error:` line for a user
+    mistake, 130 or 143 when interrupted."""
+    parser = argparse.ArgumentParser(description=description)
+    arguments(parser)
+    args = parser.parse_args(argv)
     returned: list[int | None] = [None]
 
-    def work() -> None:
-        returned[0] = action()
+    def action() -> None:
+        returned[0] = work(args)
 
-    return stoppable_exit_code(work, "interrupted: every file under its final name is complete; "
+    return stoppable_exit_code(action, "interrupted: every file under its final name is complete; "
                                      "run the same command again to resume") or returned[0] or 0

@@ -213,8 +213,5 @@ def collect(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="From MovieLens links.csv to plots.tsv, poster_links.tsv and "
-                                                 "trailer_links.tsv through TMDB's API (docs/media.md).")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run.main(lambda: collect(args))
+    return run.main(argv, "From MovieLens links.csv to plots.tsv, poster_links.tsv and trailer_links.tsv "
+                          "through TMDB's API (docs/media.md).", add_arguments, collect)

@@ -70,10 +70,7 @@ class Settings:
                    timeout=run.env_number("M3L_DOWNLOAD_TIMEOUT", 30, above_zero=True))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Download trailers from a link file into <id>.mp4 files and "
-                                                 "the trailers.tsv catalogue the audio and video extractors read "
-                                                 "(docs/media.md).")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_arguments(parser, "media/trailers")
     parser.add_argument("--format", help=f"yt-dlp format selection (default: {DEFAULT_FORMAT}, as M3L)")
     parser.add_argument("--max-height", type=run.positive, metavar="PIXELS",
@@ -90,7 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ask again for the trailers an earlier run found gone (private, removed)")
     parser.add_argument("--stop-after-blocked", type=run.positive, default=3, metavar="N",
                         help="stop after N trailers in a row were refused as a bot or rate-limited (default: 3)")
-    return parser
 
 
 def _seconds(text: str) -> float:
@@ -465,5 +461,5 @@ def download(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run.main(lambda: download(args))
+    return run.main(argv, "Download trailers from a link file into <id>.mp4 files and the trailers.tsv catalogue "
+                          "the audio and video extractors read (docs/media.md).", add_arguments, download)
