@@ -302,6 +302,14 @@ def read_media_map(path: Path, download: str = "") -> Catalogue:
     return builder.catalogue
 
 
+def is_web_link(link: str) -> bool:
+    """Whether `link` is an http(s) URL with a host; a malformed one (`http://[oops/x`) is none."""
+    try:
+        return bool(_URL.match(link) and urlsplit(link).hostname)
+    except ValueError:
+        return False
+
+
 def read_links(path: Path) -> Catalogue:
     """A link file, as M³L's REPRO_poster_links.tsv and REPRO_trailer_links.tsv: `movie_id<TAB>URL` rows
     under an optional header. A row whose link is no http(s) URL with a host is rejected."""
@@ -312,7 +320,7 @@ def read_links(path: Path) -> Catalogue:
         builder.note(movie_id, row)
         if not link:
             builder.reject(movie_id or f"row{row.line}", "row without a link")
-        elif not _URL.match(link) or not urlsplit(link).hostname:
+        elif not is_web_link(link):
             builder.reject(movie_id or f"row{row.line}", f"not an http(s) URL: {printable(link)}")
         else:
             builder.add(movie_id, link)

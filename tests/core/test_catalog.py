@@ -141,13 +141,15 @@ def test_a_link_file_given_to_an_extractor_stops_it_naming_the_download_script(t
 def test_link_files_read_as_m3l_wrote_them_and_reject_what_is_no_web_link(tmp_path):
     (tmp_path / "links.tsv").write_text("movie_id\tposter_link\n1\thttps://img.example.org/t/p/original/a.jpg\n"
                                         "2\tfile:///etc/passwd\n3\t/local/b.jpg\n4\n../5\thttp://h/x.jpg\n"
-                                        "6\thttp:///nohost.jpg\n7\tHTTP://img.example.org/b.png\n")
+                                        "6\thttp:///nohost.jpg\n7\tHTTP://img.example.org/b.png\n"
+                                        "8\thttp://[oops/x.jpg\n9\thttp://[oops]/x.jpg\n")
     catalogue = read_links(tmp_path / "links.tsv")
     assert [(i.id, i.source) for i in catalogue.items] == [("1", "https://img.example.org/t/p/original/a.jpg"),
                                                           ("7", "HTTP://img.example.org/b.png")]
     reasons = dict(catalogue.rejected)
     assert reasons["2"] == "not an http(s) URL: file:///etc/passwd" and reasons["3"].startswith("not an http(s)")
     assert reasons["4"] == "row without a link" and "invalid id" in reasons["../5"] and "6" in reasons
+    assert reasons["8"] == "not an http(s) URL: http://[oops/x.jpg" and "9" in reasons  # malformed: no crash
 
 
 def test_movielens_links_give_each_movie_its_tmdb_id(tmp_path):

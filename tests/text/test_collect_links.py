@@ -140,6 +140,13 @@ def test_the_key_comes_from_the_environment_only(tmdb, tmp_path, monkeypatch, ca
     assert error.startswith("error: TMDB refused the key") and error.count("\n") == 1
 
 
+def test_a_malformed_api_url_is_a_usage_error(tmdb, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        collect(tmdb, tmp_path, "--api-url", "http://[oops/3")  # the last --api-url wins
+    assert stop.value.code == 2 and "--api-url: must be an http(s) URL" in capsys.readouterr().err
+    assert not (tmp_path / "media").exists()
+
+
 def test_ctrl_c_stops_at_once_a_request_waiting_out_a_retry_after(tmdb, tmp_path):
     tmdb.faults["/3/movie/100"] = [Fault(429, {"Retry-After": "600"})]  # within M3L_DOWNLOAD_MAX_WAIT: waited
     links = tmp_path / "links.csv"

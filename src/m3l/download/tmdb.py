@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
-from m3l.catalog import Item, read_movielens_links
+from m3l.catalog import Item, is_web_link, read_movielens_links
 from m3l.download import run
 from m3l.download.http import FetchError, Fetcher, FetchOptions
 from m3l.errors import UserError
@@ -51,11 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", default="en-US", help="TMDB language of titles and overviews (default: en-US)")
     parser.add_argument("--refresh", action="store_true", help="ask TMDB again for movies already in the cache")
     parser.add_argument("--connections", type=run.positive, default=8, help="requests at once (default: 8)")
-    parser.add_argument("--api-url", default=API, help=f"TMDB API root (default: {API})")
-    parser.add_argument("--image-url", default=IMAGES,
+    parser.add_argument("--api-url", type=web_link, default=API, help=f"TMDB API root (default: {API})")
+    parser.add_argument("--image-url", type=web_link, default=IMAGES,
                         help=f"root of the poster links; TMDB's other sizes end in w500, w780 (default: {IMAGES})")
     parser.add_argument("--limit", type=run.positive, help="only the first N movies of links.csv")
     parser.add_argument("--ids", type=Path, help="only the MovieLens ids listed in this file, one a line")
+
+
+def web_link(text: str) -> str:
+    if not is_web_link(text):
+        raise argparse.ArgumentTypeError("must be an http(s) URL with a host")
+    return text
 
 
 def one_line(text: str) -> str:
