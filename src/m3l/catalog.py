@@ -32,6 +32,7 @@ _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 _VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
+_MEMORY_ROOT = "/dev/shm"  # a tmpfs under /dev: its regular files are files (media staged in memory)
 REGULAR = "a regular file"
 MEDIA_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mp3", ".m4a", ".aac",
                     ".wav", ".flac", ".ogg", ".opus")
@@ -103,9 +104,13 @@ def path_kind(path: Path) -> str:
     if kind := _KINDS.get(stat.S_IFMT(info.st_mode)):
         return kind
     real = os.path.realpath(path)
-    if any(real == root or real.startswith(root + "/") for root in _VIRTUAL_ROOTS):
+    if any(_under(real, root) for root in _VIRTUAL_ROOTS) and not _under(real, _MEMORY_ROOT):
         return f"in the kernel's virtual file systems ({real})"
     return REGULAR
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
 
 
 def check_folder_path(path: Path, what: str) -> None:

@@ -161,3 +161,16 @@ def test_movielens_links_give_each_movie_its_tmdb_id(tmp_path):
     (tmp_path / "ratings.csv").write_text("userId,movieId,rating\n1,1,4.0\n")
     with pytest.raises(UserError, match="not a MovieLens links.csv"):
         read_movielens_links(tmp_path / "ratings.csv")
+
+
+def test_files_in_dev_shm_are_regular_files_and_the_rest_of_the_kernels_file_systems_are_not(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    from m3l.catalog import REGULAR, path_kind
+
+    with tempfile.NamedTemporaryFile(dir="/dev/shm", suffix=".jpg") as staged:  # media staged in memory
+        assert path_kind(Path(staged.name)) == REGULAR
+        (tmp_path / "link.jpg").symlink_to(staged.name)
+        assert path_kind(tmp_path / "link.jpg") == REGULAR
+    assert path_kind(Path("/proc/self/status")).startswith("in the kernel's virtual file systems")
