@@ -360,3 +360,24 @@ def test_a_poster_that_kills_its_check_process_fails_alone_and_the_checks_go_on(
     assert problems[fatal] == CheckProcesses.KILLED
     assert problems[broken] == poster_problem(broken, DEFAULT_MAX_PIXELS) is not None  # its own reason
     assert [problems[path] for path in good] == [None] * len(good)
+
+
+def test_a_second_run_into_the_same_folder_stops_at_once_and_leaves_the_first_alone(tmp_path, capsys):
+    with WebServer() as web:
+        for movie_id in "12":
+            web.files[f"/p/{movie_id}.jpg"] = poster_bytes("JPEG")
+        web.faults["/p/1.jpg"] = [Fault(cut=True, hang=True)]  # half of it, then nothing: the first run waits
+        out = tmp_path / "poster"
+        links = write_links(tmp_path / "links.tsv", [(i, f"{web.url}/p/{i}.jpg") for i in "12"])
+        first = subprocess.Popen([sys.executable, str(SRC / "download_posters.py"), "--links", links, "--out",
+                                  str(out), "--connections", "1", "--timeout", "2"], cwd=REPO,
+                                 env={**os.environ, **FAST}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_for(lambda: web.gets("/p/1.jpg") == 1 and any((out / ".partial").glob("1.*")))
+            assert download(links, out) == 2
+            assert capsys.readouterr().err == f"error: another download is writing into {out}; wait for it to end\n"
+            assert [p.name.split(".")[0] for p in (out / ".partial").iterdir()] == ["1"]  # the first run's, kept
+        finally:
+            first.send_signal(signal.SIGINT)
+            first.communicate(timeout=60)
+    assert first.returncode == 130 and not (out / ".partial").exists()

@@ -13,21 +13,23 @@ processes (`CheckProcesses`).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import multiprocessing
 import os
 import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from m3l.catalog import Item, printable, read_links
 from m3l.download import run
 from m3l.download.http import FetchError, Fetcher, FetchOptions
-from m3l.errors import describe
+from m3l.errors import UserError, describe
 from m3l.media import DEFAULT_MAX_PIXELS
 from m3l.media.image import check_poster
 from m3l.store.files import OutputError, real_folder
@@ -131,9 +133,9 @@ def _check_pool(workers: int) -> ProcessPoolExecutor:
 class PosterFolder:
     """Fetches and checks posters into one folder; `fetch` runs in worker threads."""
 
-    def __init__(self, out: Path, fetcher: Fetcher, checks: CheckProcesses, log: run.RunLog) -> None:
+    def __init__(self, out: Path, partial: Path, fetcher: Fetcher, checks: CheckProcesses, log: run.RunLog) -> None:
         self.out = out
-        self.partial = out / PARTIAL
+        self.partial = partial
         self.fetcher = fetcher
         self.checks = checks
         self.log = log
@@ -192,22 +194,44 @@ def download(args: argparse.Namespace) -> None:
     options = FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts)
     catalogue = run.selected(read_links(args.links), args)
     out = run.prepare_out(args.out)
-    log = run.open_log(run.log_path(args, out), "download_posters", catalogue)
-    stopping = threading.Event()
-    checks = CheckProcesses(args.workers, args.max_pixels)
-    folder = PosterFolder(out, Fetcher(options, stopping), checks, log)
-    shutil.rmtree(folder.partial, ignore_errors=True)  # what a killed run left half-written
-    real_folder(folder.partial)
-    pool = ThreadPoolExecutor(args.connections, thread_name_prefix="poster")
+    with partial_folder(out) as partial:
+        log = run.open_log(run.log_path(args, out), "download_posters", catalogue)
+        stopping = threading.Event()
+        checks = CheckProcesses(args.workers, args.max_pixels)
+        folder = PosterFolder(out, partial, Fetcher(options, stopping), checks, log)
+        pool = ThreadPoolExecutor(args.connections, thread_name_prefix="poster")
+        try:
+            for future in [pool.submit(folder.fetch, item) for item in catalogue.items]:
+                future.result()
+        finally:
+            stopping.set()
+            pool.shutdown(cancel_futures=True)
+            checks.close()
+            print(log.finish(), flush=True)
+
+
+@contextmanager
+def partial_folder(out: Path) -> Iterator[Path]:
+    """`<out>/.partial/`, emptied of what a killed run left, held locked by this run (a second run into
+    `out` stops at once), and removed at the end."""
+    partial = real_folder(out / PARTIAL)
+    handle = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        for future in [pool.submit(folder.fetch, item) for item in catalogue.items]:
-            future.result()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another download is writing into {out}; wait for it to end") from None
+        for leftover in partial.iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+        try:
+            yield partial
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     finally:
-        stopping.set()
-        pool.shutdown(cancel_futures=True)
-        checks.close()
-        shutil.rmtree(folder.partial, ignore_errors=True)
-        print(log.finish(), flush=True)
+        os.close(handle)
 
 
 def main(argv: list[str] | None = None) -> int:
