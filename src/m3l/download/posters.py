@@ -13,7 +13,6 @@ processes (`CheckProcesses`).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import multiprocessing
 import os
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 from m3l.catalog import Item, printable, read_links
 from m3l.download import run
 from m3l.download.http import FetchError, Fetcher, FetchOptions
-from m3l.errors import UserError, describe
+from m3l.errors import describe
 from m3l.media import DEFAULT_MAX_PIXELS
 from m3l.media.image import check_poster
 from m3l.store.files import OutputError, real_folder
@@ -217,10 +216,7 @@ def partial_folder(out: Path) -> Iterator[Path]:
     partial = real_folder(out / PARTIAL)
     handle = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another download is writing into {out}; wait for it to end") from None
+        run.lock_for_this_run(handle, out)
         for leftover in partial.iterdir():
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)

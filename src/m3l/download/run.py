@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
 import os
 import tempfile
@@ -31,6 +32,15 @@ def env_number(name: str, default: float, *, whole: bool = False, above_zero: bo
         raise UserError(f"{name}={text!r} is not {number} {'over' if above_zero else 'of at least'} 0; "
                         f"unset it or set it to a value such as {default:g}")
     return value
+
+
+def lock_for_this_run(fd: int, out: Path) -> None:
+    """Lock the open file or folder `fd` while it stays open: one run at a time writes into `out`, a
+    second one stops at once."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(f"another download is writing into {out}; wait for it to end") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:

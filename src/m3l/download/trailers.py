@@ -10,7 +10,6 @@ rerun skips every finished trailer and lets yt-dlp resume a partial one.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import importlib.util
 import json
 import os
@@ -180,10 +179,7 @@ def ffmpeg_on_path() -> Iterator[Path]:
 def folder_lock(out: Path) -> Iterator[None]:
     """One run at a time writes into a trailer folder."""
     with os.fdopen(open_regular(out / PARTIAL / "lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another download is writing into {out}; wait for it to end") from None
+        run.lock_for_this_run(handle.fileno(), out)
         yield
 
 
