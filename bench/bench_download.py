@@ -35,7 +35,6 @@ from concurrent.futures import ProcessPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from common import median_seconds, parser
@@ -44,10 +43,13 @@ from m3l.download.posters import main as download_posters
 from m3l.media.image import check_poster
 
 PICTURES = 8
+LOOP = "urllib loop"
 
 
 def jpegs(size: tuple[int, int]) -> list[bytes]:
     """PICTURES different JPEGs of `size`: smooth gradients and noise, about TMDB's bytes per pixel."""
+    import numpy as np  # here, not at the top: download_posters' check processes import this script again
+
     rng = np.random.default_rng(0)
     width, height = size
     pictures = []
@@ -125,11 +127,17 @@ def main() -> None:
         for movie_id, path in zip((i for i, _ in links), files):
             (on_disk / f"{movie_id}.jpg").write_bytes(files[path])
         folders = {"tool": root / "tool", "loop": root / "loop"}
+        for folder in folders.values():
+            folder.mkdir()
 
         def empty(contender: str) -> None:
-            for folder in folders.values():  # what the last run wrote, deleted outside the timings
-                shutil.rmtree(folder, ignore_errors=True)
-                folder.mkdir()
+            """Delete what the runs wrote, outside the timings, before the loop's turn only: a file system
+            may skip inodes freed in the last minute or so when it makes new files (ext4 without a journal
+            does, one lookup each), a scan the next download would pay for, and the loop runs for minutes."""
+            if contender == LOOP:
+                for folder in folders.values():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    folder.mkdir()
 
         def tool(repeat: int) -> None:
             with contextlib.redirect_stdout(io.StringIO()):  # its summary
@@ -141,7 +149,7 @@ def main() -> None:
             list(pool.map(check, list(on_disk.iterdir())[:cores]))  # workers started and warm
             contenders = {
                 f"download_posters ({args.connections} connections, {cores} check processes)": tool,
-                "urllib loop": lambda repeat: urllib_loop(links, folders["loop"]),
+                LOOP: lambda repeat: urllib_loop(links, folders["loop"]),
                 f"CPU ceiling (check only, {cores} processes)": lambda repeat: list(
                     pool.map(check, on_disk.iterdir(), chunksize=4)),
             }

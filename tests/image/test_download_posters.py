@@ -95,6 +95,7 @@ def test_every_failure_is_one_log_line_and_no_file(tmp_path, capsys):
             "limited": (lambda p: web.faults.update({p: [Fault(429, {"Retry-After": "1"})]}), None),
             "silent": (lambda p: web.faults.update({p: [Fault(hang=True)] * 2}), "no answer within 0.5 s (2 attempts)"),
             "cut": (lambda p: web.faults.update({p: [Fault(cut=True)] * 2}), "connection broken after"),
+            "recut": (lambda p: web.faults.update({p: [Fault(cut=True)]}), None),  # half a body, then all of it
             "trickle": (lambda p: web.faults.update({p: [Fault(trickle=True)] * 2}),
                         "below M3L_DOWNLOAD_MIN_RATE=1000 bytes/s over M3L_DOWNLOAD_RATE_WINDOW=1 s (2 attempts)"),
             "truncated": (lambda p: web.files.update({p: bad["truncated"]}), "truncated or corrupt JPEG"),
@@ -123,7 +124,8 @@ def test_every_failure_is_one_log_line_and_no_file(tmp_path, capsys):
                         "--connections", "4") == 0
         assert web.gets("/p/404.jpg") == 1 and web.gets("/p/flaky.jpg") == 2 and web.gets("/p/limited.jpg") == 2
         assert web.sent["/p/stream.jpg"] < 20_000_000  # stopped early, not downloaded whole
-    assert sorted(p.name for p in out.iterdir()) == ["flaky.jpg", "limited.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == ["flaky.jpg", "limited.jpg", "recut.jpg"]
+    assert (out / "recut.jpg").read_bytes() == good  # the second attempt's bytes only
     logged = log_of(out)
     for movie_id, (_, reason) in cases.items():
         if reason is None:
@@ -133,7 +135,7 @@ def test_every_failure_is_one_log_line_and_no_file(tmp_path, capsys):
     assert logged["flaky"].startswith("skipped duplicate id")
     assert "invalid id" in logged["../up"] and "invalid id" in logged["a\\x20b"]
     assert logged["ftp"] == "skipped not an http(s) URL: ftp://h/x.jpg"
-    assert "2 done, 0 already done, 11 failed, 4 skipped" in capsys.readouterr().out
+    assert "3 done, 0 already done, 11 failed, 4 skipped" in capsys.readouterr().out
 
 
 def test_a_download_killed_midway_leaves_no_partial_poster_and_the_rerun_fetches_only_it(tmp_path):

@@ -150,8 +150,9 @@ class Fetcher:
         raise AssertionError("unreachable")
 
     def _attempt(self, url: str, sink: BinaryIO) -> int:
-        sink.seek(0)
-        sink.truncate()
+        if sink.tell():  # an earlier attempt's bytes (truncating an empty file would make ext4 flush it on close)
+            sink.seek(0)
+            sink.truncate()
         for _ in range(self.options.max_redirects + 1):
             if urlsplit(url).scheme.lower() not in SCHEMES:
                 raise FetchError(f"refused {printable(url)}: http and https only")

@@ -36,7 +36,10 @@ from m3l.store.files import OutputError, real_folder
 SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
 EXTENSIONS = (".jpg", ".png", ".webp", ".gif")
 PARTIAL = ".partial"
-PIL_MODULES = ("PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin", "PIL.WebPImagePlugin", "PIL.GifImagePlugin")
+# what a check process imports (PIL for the check; requests with the script it re-imports as multiprocessing does),
+# loaded once by the forkserver and shared by every process it forks
+PRELOADED = ("PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin", "PIL.WebPImagePlugin", "PIL.GifImagePlugin",
+             "requests")
 
 
 def sniff(head: bytes) -> str | None:
@@ -122,11 +125,13 @@ class CheckProcesses:
 
 
 def _check_pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: forking this process, whose threads may hold locks, could deadlock the child; the
-    # server imports PIL once, and each process starts with it
+    # forkserver: forking this process, whose threads may hold locks, could deadlock the child
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(PIL_MODULES))
-    return ProcessPoolExecutor(workers, context, _start_check_process)
+    context.set_forkserver_preload(list(PRELOADED))
+    pool = ProcessPoolExecutor(workers, context, _start_check_process)
+    for _ in range(workers):  # start every process now, not one per check waiting: each takes ~0.1 s to start
+        pool.submit(os.getpid)
+    return pool
 
 
 class PosterFolder:
