@@ -165,7 +165,7 @@ def main() -> None:
     for name, value in medians.items():
         print(f"  {name:{width_}}  {value:8.2f} s  {rates[name]:8.1f} posters/s")
     print(f"  download_posters: {tool_rate / loop_rate:.1f}x the loop (goal >= 5), "
-          f"{tool_rate / ceiling_rate:.2f} of the CPU ceiling (goal >= 0.8)")
+          f"{tool_rate / ceiling_rate:.3f} of the CPU ceiling (goal >= 0.8)")
 
 
 if __name__ == "__main__":

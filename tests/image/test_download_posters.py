@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from m3l.download.posters import CheckProcesses, main, poster_problem
+from m3l.download import posters, run
+from m3l.download.posters import CheckProcesses, main, partial_folder, poster_problem
 from m3l.download.tmdb import main as collect_links
 from m3l.media import DEFAULT_MAX_PIXELS
 from tests.image.helpers import extract
@@ -383,3 +384,26 @@ def test_a_second_run_into_the_same_folder_stops_at_once_and_leaves_the_first_al
             first.send_signal(signal.SIGINT)
             first.communicate(timeout=60)
     assert first.returncode == 130 and not (out / ".partial").exists()
+
+
+@pytest.mark.parametrize("when", ["before our open", "before our lock"])
+def test_a_partial_folder_removed_by_a_run_that_ends_just_then_is_made_again(tmp_path, monkeypatch, when):
+    out = tmp_path / "poster"
+    removed = []
+
+    def run_before_ends(original):
+        def call(*args):
+            result = original(*args)
+            if not removed:  # the run before removes its .partial/ and lets go of its lock
+                removed.append(True)
+                (out / ".partial").rmdir()
+            return result
+        return call
+
+    if when == "before our open":
+        monkeypatch.setattr(posters, "real_folder", run_before_ends(posters.real_folder))
+    else:
+        monkeypatch.setattr(run, "lock_for_this_run", run_before_ends(run.lock_for_this_run))
+    with partial_folder(out) as partial:
+        (partial / "1.abc").write_bytes(b"a poster on its way")
+    assert removed and sorted(p.name for p in out.iterdir()) == []

@@ -218,10 +218,8 @@ def download(args: argparse.Namespace) -> None:
 def partial_folder(out: Path) -> Iterator[Path]:
     """`<out>/.partial/`, emptied of what a killed run left, held locked by this run (a second run into
     `out` stops at once), and removed at the end."""
-    partial = real_folder(out / PARTIAL)
-    handle = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    partial, handle = _locked(out / PARTIAL, out)
     try:
-        run.lock_for_this_run(handle, out)
         for leftover in partial.iterdir():
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -232,6 +230,25 @@ def partial_folder(out: Path) -> Iterator[Path]:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     finally:
+        os.close(handle)
+
+
+def _locked(partial: Path, out: Path) -> tuple[Path, int]:
+    """`partial`, made if need be, and an open handle on it that holds the run's lock. A run into the same
+    folder that ends just then removes it between our making it and our lock: it is made again."""
+    while True:
+        real_folder(partial)
+        try:
+            handle = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        try:
+            run.lock_for_this_run(handle, out)
+        except BaseException:
+            os.close(handle)
+            raise
+        if os.fstat(handle).st_nlink:  # still in place once locked
+            return partial, handle
         os.close(handle)
 
 
