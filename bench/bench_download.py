@@ -133,7 +133,7 @@ def main() -> None:
         def empty(contender: str) -> None:
             """Delete what the runs wrote, outside the timings, before the loop's turn only: a file system
             may skip inodes freed in the last minute or so when it makes new files (ext4 without a journal
-            does, one lookup each), a scan the next download would pay for, and the loop runs for minutes."""
+            does, one lookup each), a scan the next download would pay for; the loop runs for over a minute."""
             if contender == LOOP:
                 for folder in folders.values():
                     shutil.rmtree(folder, ignore_errors=True)
