@@ -105,8 +105,7 @@ def _handler(web: WebServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fault and not (fault.cut or fault.trickle):  # its headers win, a Content-Length too
                 self._send(fault.status, {"Content-Length": str(len(fault.body)), **fault.headers})
-                self.wfile.write(fault.body)
-                return
+                return self._stream(path, fault.body)
             if (match := _TMDB.match(path)) is not None:
                 return self._tmdb(int(match["id"]), bool(match["videos"]), query)
             if path not in web.files:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from m3l.catalog import Item, printable, read_links
 from m3l.download import run
-from m3l.download.http import FetchError, Fetcher, FetchOptions
+from m3l.download.http import BUFFER, FetchError, Fetcher, FetchOptions
 from m3l.errors import describe
 from m3l.media import DEFAULT_MAX_PIXELS
 from m3l.media.image import check_poster
@@ -36,10 +36,10 @@ from m3l.store.files import OutputError, real_folder
 SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"))
 EXTENSIONS = (".jpg", ".png", ".webp", ".gif")
 PARTIAL = ".partial"
-# what a check process imports (PIL for the check; requests with the script it re-imports as multiprocessing does),
+# what a check process imports (PIL for the check; pycurl with the script it re-imports as multiprocessing does),
 # loaded once by the forkserver and shared by every process it forks
 PRELOADED = ("PIL.Image", "PIL.JpegImagePlugin", "PIL.PngImagePlugin", "PIL.WebPImagePlugin", "PIL.GifImagePlugin",
-             "requests")
+             "pycurl")
 
 
 def sniff(head: bytes) -> str | None:
@@ -161,7 +161,7 @@ class PosterFolder:
         fd, name = tempfile.mkstemp(prefix=f"{item.id}.", dir=self.partial)
         temporary = Path(name)
         try:
-            with os.fdopen(fd, "w+b") as sink:
+            with os.fdopen(fd, "w+b", buffering=BUFFER) as sink:
                 self.fetcher.get(item.source, sink)
                 sink.seek(0)
                 head = sink.read(16)
@@ -195,14 +195,14 @@ class PosterFolder:
 
 
 def download(args: argparse.Namespace) -> None:
-    options = FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts)
+    stopping = threading.Event()
+    fetcher = Fetcher(FetchOptions(timeout=args.timeout, max_bytes=args.max_bytes, attempts=args.attempts), stopping)
     catalogue = run.selected(read_links(args.links), args)
     out = run.prepare_out(args.out)
     with partial_folder(out) as partial:
         log = run.open_log(run.log_path(args, out), "download_posters", catalogue)
-        stopping = threading.Event()
         checks = CheckProcesses(args.workers, args.max_pixels)
-        folder = PosterFolder(out, partial, Fetcher(options, stopping), checks, log)
+        folder = PosterFolder(out, partial, fetcher, checks, log)
         pool = ThreadPoolExecutor(args.connections, thread_name_prefix="poster")
         try:
             for future in [pool.submit(folder.fetch, item) for item in catalogue.items]:
