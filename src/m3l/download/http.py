@@ -171,7 +171,7 @@ class _Transfer:
         if self.stopping.is_set():
             return self._stop(FetchError("run stopped"), 1)
         if now - self.last_data > self.options.timeout:
-            return self._stop(_Retry(f"no answer within {self.options.timeout:g} s"), 1)
+            return self._stop(_Retry(_no_answer(self.options.timeout)), 1)
         rate, window = self.options.min_rate
         if self.in_body and (elapsed := now - self.window_start) >= window:
             if (got := self.size - self.window_from) < rate * elapsed:
@@ -184,6 +184,10 @@ class _Transfer:
         """`stop`, the value that makes libcurl end the transfer, once `failure` is kept for after it."""
         self.failure = failure
         return stop
+
+
+def _no_answer(timeout: float) -> str:
+    return f"no answer within {timeout:g} s"
 
 
 def _phrase(status: int) -> str:
@@ -291,7 +295,7 @@ def _failure(code: int, message: str, received: int, timeout: float) -> Exceptio
     """What libcurl's error `code` means for the link: a retry, unless asking again cannot help."""
     message = printable(message)
     if code == pycurl.E_OPERATION_TIMEDOUT:  # connecting
-        return _Retry(f"no answer within {timeout:g} s")
+        return _Retry(_no_answer(timeout))
     if code in REFUSED:
         return FetchError(f"request refused: {message}")
     if received:
