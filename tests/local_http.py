@@ -6,6 +6,7 @@ stderr that a test reads."""
 
 from __future__ import annotations
 
+import ssl
 import sys
 import threading
 from collections.abc import Callable
@@ -22,18 +23,22 @@ class _Server(ThreadingHTTPServer):
 
 
 class LocalServer:
-    """Serves with the handler class `handler(self)` makes; `stopping` is set when the server stops, so that a
-    handler told to hang returns then."""
+    """Serves with the handler class `handler(self)` makes, over TLS with `tls`; `stopping` is set when the server
+    stops, so that a handler told to hang returns then."""
 
-    def __init__(self, handler: Callable[[Any], type[BaseHTTPRequestHandler]]) -> None:
+    def __init__(self, handler: Callable[[Any], type[BaseHTTPRequestHandler]], tls: ssl.SSLContext | None = None
+                 ) -> None:
         self.stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), handler(self))
+        self._scheme = "https" if tls else "http"
+        if tls:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> Any:
         self._thread.start()

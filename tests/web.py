@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from contextlib import suppress
@@ -50,7 +51,7 @@ class Fault:
 
 
 class WebServer(LocalServer):
-    def __init__(self, key: str = "test-key", delay: float = 0.0) -> None:
+    def __init__(self, key: str = "test-key", delay: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
         self.files: dict[str, bytes] = {}
         self.types: dict[str, str] = {}
         self.faults: dict[str, list[Fault]] = {}
@@ -68,7 +69,7 @@ class WebServer(LocalServer):
         self.proxied_hosts: list[str] = []
         self.auth_headers: list[str | None] = []
         self._lock = threading.Lock()
-        super().__init__(_handler)
+        super().__init__(_handler, tls)
 
     def gets(self, path: str) -> int:
         """How many GETs of `path` arrived."""

@@ -27,6 +27,7 @@ from tests.outputs import read_vectors
 from tests.testlib import DATA, REPO, SRC
 from tests.web import Fault, WebServer
 
+CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 FAST = {"M3L_DOWNLOAD_BACKOFF": "0.01", "M3L_DOWNLOAD_MAX_WAIT": "5", "M3L_DOWNLOAD_MIN_RATE": "1000",
         "M3L_DOWNLOAD_RATE_WINDOW": "1"}
 
@@ -318,13 +319,19 @@ def test_malformed_headers_and_urls_fail_at_most_their_own_link(tmp_path, capsys
         movie_id: f"failed {web.url}/p/{movie_id}.jpg: {reason}" for movie_id, (_, reason) in cases.items() if reason}
 
 
-def test_a_certificate_that_fails_verification_fails_its_link_at_once(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+def self_signed(folder: Path) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1 and a server context that presents it."""
+    key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], check=True,
-                   capture_output=True, timeout=60)
+                    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    return cert, context
+
+
+def test_a_certificate_that_fails_verification_fails_its_link_at_once(tmp_path):
+    _, context = self_signed(tmp_path)
     handshakes, stopping = [], threading.Event()
 
     def serve(server: socket.socket) -> None:
@@ -349,9 +356,31 @@ def test_a_certificate_that_fails_verification_fails_its_link_at_once(tmp_path):
     assert logged.startswith(f"failed {url}: request refused: SSL certificate ") and "self-signed" in logged, logged
 
 
+@pytest.mark.parametrize("name, kind", [("REQUESTS_CA_BUNDLE", "file"), ("CURL_CA_BUNDLE", "folder")])
+def test_the_ca_bundle_the_environment_names_is_trusted(tmp_path, monkeypatch, name, kind):
+    cert, context = self_signed(tmp_path)
+    if kind == "folder":  # OpenSSL finds a folder's certificates by their subject's hash
+        subject = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", cert], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout.strip()
+        (tmp_path / "certs").mkdir()
+        (tmp_path / "certs" / f"{subject}.0").write_bytes(cert.read_bytes())
+    for bundle in CA_BUNDLES:  # the machine's own may be set: the first of them wins
+        monkeypatch.delenv(bundle, raising=False)
+    monkeypatch.setenv(name, str(cert if kind == "file" else tmp_path / "certs"))
+    with WebServer(tls=context) as web:
+        web.files["/1.jpg"] = poster_bytes("JPEG")
+        url = f"{web.url}/1.jpg"
+        assert download(write_links(tmp_path / "links.tsv", [("1", url)]), tmp_path / "poster") == 0, log_of(
+            tmp_path / "poster")
+    assert (tmp_path / "poster" / "1.jpg").read_bytes() == web.files["/1.jpg"]
+
+
 @pytest.mark.parametrize("name, value", [("M3L_DOWNLOAD_BACKOFF", "abc"), ("M3L_DOWNLOAD_MAX_WAIT", "-1"),
-                                         ("M3L_DOWNLOAD_MIN_RATE", "1.5"), ("HTTP_PROXY", "ftp://127.0.0.1:9")])
+                                         ("M3L_DOWNLOAD_MIN_RATE", "1.5"), ("HTTP_PROXY", "ftp://127.0.0.1:9"),
+                                         ("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem"), ("CURL_CA_BUNDLE", "/dev/null")])
 def test_a_bad_setting_in_the_environment_is_one_error_line_and_exit_2(tmp_path, capsys, monkeypatch, name, value):
+    for bundle in CA_BUNDLES:
+        monkeypatch.delenv(bundle, raising=False)
     monkeypatch.setenv(name, value)
     monkeypatch.setenv("NO_PROXY", "")
     links = write_links(tmp_path / "links.tsv", [("1", "http://posters.invalid/1.jpg")])

@@ -115,6 +115,20 @@ def environment_proxies() -> dict[str, str]:
     return proxies
 
 
+def environment_ca_bundle() -> tuple[int, str]:
+    """libcurl's option and the path of the CA certificates https links are checked against: the file or
+    folder REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names (as requests reads them), else certifi's bundle.
+    Anything else there (a missing path, a FIFO libcurl would wait on forever) is a UserError."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        if path := os.environ.get(name):
+            if os.path.isfile(path):
+                return pycurl.CAINFO, path
+            if os.path.isdir(path):
+                return pycurl.CAPATH, path
+            raise UserError(f"{name}={printable(path)}: not a CA bundle file or a folder of certificates")
+    return pycurl.CAINFO, certifi.where()
+
+
 class _Transfer:
     """One GET's response as libcurl's callbacks see it: the status and headers of the last response
     (a 1xx or a proxy's answer comes first), and the body, into `sink` when it is a 200's."""
@@ -207,7 +221,7 @@ class Fetcher:
         self._headers = [f"{name}: {value}" for name, value in (headers or {}).items()]
         self.proxies = environment_proxies()
         self.no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
-        self.ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+        self.ca_option, self.ca_bundle = environment_ca_bundle()
         self._local = threading.local()
 
     def _handle(self) -> pycurl.Curl:
@@ -219,7 +233,7 @@ class Fetcher:
                                   (pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS),
                                   (pycurl.HTTPHEADER, self._headers), (pycurl.USERAGENT, "m3l-download"),
                                   (pycurl.NOPROXY, self.no_proxy.encode()),
-                                  (pycurl.CAINFO, os.fsencode(self.ca_bundle))):
+                                  (self.ca_option, os.fsencode(self.ca_bundle))):
                 handle.setopt(option, value)
         return handle
 
