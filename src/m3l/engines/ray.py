@@ -160,8 +160,11 @@ def _shippable(encoders: list[Encoder], gpus_per_worker: float) -> list[Encoder]
 
 def _actor_pool(workers: int) -> ray.data.ActorPoolStrategy:
     """One to `workers` inference actors: Ray Data adds actors while resources allow, and a fixed
-    pool as large as the cluster would hold every CPU and starve the decoding tasks forever."""
-    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, workers))
+    pool as large as the cluster would hold every CPU and starve the decoding tasks forever.
+
+    Each actor holds one batch at a time: a batch queued behind one that kills the worker would die
+    with it, be retried behind it again, and could be lost with it."""
+    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, workers), max_tasks_in_flight_per_actor=1)
 
 
 def _outcomes(plan: Plan, loader: Callable[[Item], Any], encoders: list[Encoder], batch_size: int,
